@@ -1,0 +1,30 @@
+# Two commands for a new machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= data/synthetic
+
+.PHONY: demo test lint lab figures benchmark clean
+
+$(BIN)/activate: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	touch $(BIN)/activate
+
+$(DATA): | $(BIN)/activate
+	$(BIN)/python -m video_processing.synthetic --out $(DATA)
+
+demo: $(BIN)/activate $(DATA)
+	$(BIN)/python -m video_processing fit --config configs/synthetic.yaml --data.data_path $(DATA)
+
+test: $(BIN)/activate
+	$(BIN)/ruff check .
+	$(BIN)/pytest tests/
+	VIDEO_PROCESSING_SMOKE=1 $(BIN)/pytest --nbmake notebooks/
+
+lint: $(BIN)/activate
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) lightning_logs .pytest_cache

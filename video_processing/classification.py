@@ -1,0 +1,136 @@
+"""make_kinetics_resnet() and VideoClassificationLightningModule: clips in, class logits out."""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorchvideo.models.resnet import create_resnet
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+# Spatial downsampling of the ResNet: stem conv and pool (2 x 2), then three strided stages (2 x 2 x 2).
+SPATIAL_STRIDE = 32
+
+
+def make_kinetics_resnet(
+    num_classes: int = 400,
+    model_depth: int = 50,
+    stem_dim_out: int = 64,
+    num_frames: int = 8,
+    crop_size: int = 224,
+) -> nn.Module:
+    """PyTorchVideo's 3D ResNet ("slow" pathway) with a head pooled over exactly (num_frames, crop, crop).
+
+    `model_depth` is 50, 101 or 152. Every width scales with `stem_dim_out`: 64 is the Kinetics model; 8 gives a
+    thin variant that trains on a CPU. Input: float (B, 3, num_frames, crop_size, crop_size).
+    """
+    if num_frames < 1 or crop_size < SPATIAL_STRIDE:
+        raise ValueError(
+            f"the ResNet needs num_frames >= 1 and crop_size >= {SPATIAL_STRIDE}; "
+            f"got num_frames={num_frames}, crop_size={crop_size}"
+        )
+    side = math.ceil(crop_size / SPATIAL_STRIDE)
+    return create_resnet(
+        input_channel=3,
+        model_depth=model_depth,
+        model_num_class=num_classes,
+        stem_dim_out=stem_dim_out,
+        norm=nn.BatchNorm3d,
+        activation=nn.ReLU,
+        head_pool_kernel_size=(num_frames, side, side),
+    )
+
+
+class VideoClassificationLightningModule(pl.LightningModule):
+    """A Kinetics ResNet trained with cross-entropy and Adam (cosine learning-rate decay over the run).
+
+    Logs train_loss, val_loss, val_acc_top1, val_acc_top5 (per clip) and val_video_acc_top1 (clip logits
+    averaged per video), per epoch. `class_names` is kept in the checkpoint so predictions can print names.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 400,
+        class_names: list[str] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        model_depth: int = 50,
+        stem_dim_out: int = 64,
+        num_frames: int = 8,
+        crop_size: int = 224,
+    ):
+        super().__init__()
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class_names for num_classes={num_classes}")
+        self.save_hyperparameters()
+        self.model = make_kinetics_resnet(num_classes, model_depth, stem_dim_out, num_frames, crop_size)
+        self.example_input_array = torch.zeros(1, 3, num_frames, crop_size, crop_size)
+        top5 = min(5, num_classes)
+        self.val_acc_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.val_video_acc_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.model(video)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self._log_skipped("train", batch)
+        logits = self(batch["video"])
+        loss = F.cross_entropy(logits, batch["label"])
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    def _evaluate(self, stage: str, batch: dict) -> None:
+        self._log_skipped(stage, batch)
+        if len(batch["video"]) == 0:  # every video of this batch was unreadable
+            return
+        logits = self(batch["video"]).float()
+        labels = batch["label"]
+        n = len(logits)
+        self.val_acc_top1(logits, labels)
+        self.val_acc_top5(logits, labels)
+        video_logits, video_labels = average_per_video(logits, labels, batch["video_index"])
+        self.val_video_acc_top1(video_logits, video_labels)
+        self.log(f"{stage}_loss", F.cross_entropy(logits, labels), batch_size=n, sync_dist=True, prog_bar=True)
+        self.log(f"{stage}_acc_top1", self.val_acc_top1, batch_size=n, prog_bar=True)
+        self.log(f"{stage}_acc_top5", self.val_acc_top5, batch_size=n)
+        self.log(f"{stage}_video_acc_top1", self.val_video_acc_top1, batch_size=len(video_logits))
+
+    def _log_skipped(self, stage: str, batch: dict) -> None:
+        self.log(
+            f"{stage}_skipped_videos", float(len(batch["skipped"])),
+            on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True, batch_size=1,
+        )
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total_steps = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total_steps):  # no max_epochs nor max_steps: keep the rate constant
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=int(total_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def average_per_video(
+    logits: torch.Tensor, labels: torch.Tensor, video_index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean clip logits of each video in the batch, and each video's label.
+
+    Validation batches hold every clip of whole videos, so a video's clips are all in one batch.
+    """
+    videos, inverse = torch.unique(video_index, return_inverse=True)
+    sums = torch.zeros(len(videos), logits.shape[1], dtype=logits.dtype, device=logits.device)
+    sums.index_add_(0, inverse, logits)
+    counts = torch.bincount(inverse, minlength=len(videos)).unsqueeze(1).to(logits.dtype)
+    video_labels = torch.zeros(len(videos), dtype=labels.dtype, device=labels.device)
+    video_labels[inverse] = labels
+    return sums / counts, video_labels

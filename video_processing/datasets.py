@@ -1,0 +1,134 @@
+"""Map-style datasets of clips: one random clip per training video, every clip of each validation video.
+
+Map-style (rather than PyTorchVideo's iterable `LabeledVideoDataset`) gives loaders a length, so progress bars
+show a total, and lets Lightning inject a `DistributedSampler` under DDP, so every rank reads a disjoint share.
+
+Every item is a dict whose "video" holds a stack of clips (N, C, T, H, W): N = 1 for training, N = the number of
+clips for validation, N = 0 for a video that could not be read. `collate_clips` concatenates items into a batch.
+A video that cannot be read is reported in the item's "skipped" list as (path, reason) and never raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from video_processing.layouts import VideoRecord
+from video_processing.video import VideoError, decode_random_clip, decode_uniform_clips
+
+# How many following videos a training item tries when its own cannot be read, before giving up.
+MAX_SUBSTITUTES = 16
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class TooManyBadVideos(RuntimeError):
+    """Many consecutive videos could not be read: the dataset, not a file, is broken."""
+
+
+def _video_name(path: Path, root: Path | None) -> str:
+    return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else path.name
+
+
+class RandomClipDataset(Dataset):
+    """One random clip of `clip_duration_s` per video and access, `num_frames` frames, transformed.
+
+    A video that cannot be read is replaced by the next readable one in the list (so batches stay full) and
+    reported in the item's "skipped" list.
+    """
+
+    def __init__(
+        self,
+        records: list[VideoRecord],
+        *,
+        clip_duration_s: float,
+        num_frames: int,
+        transform: Transform,
+        root: Path | None = None,
+    ):
+        self.records = records
+        self.clip_duration_s = clip_duration_s
+        self.num_frames = num_frames
+        self.transform = transform
+        self.root = root
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        skipped = []
+        for attempt in range(min(MAX_SUBSTITUTES, len(self.records))):
+            video_index = (index + attempt) % len(self.records)
+            record = self.records[video_index]
+            try:
+                frames = decode_random_clip(record.path, self.clip_duration_s, self.num_frames)
+            except VideoError as e:
+                skipped.append((e.path, e.reason))
+                continue
+            return {
+                "video": self.transform(frames).unsqueeze(0),
+                "label": torch.tensor([record.label]),
+                "video_name": [_video_name(record.path, self.root)],
+                "video_index": torch.tensor([video_index]),
+                "skipped": skipped,
+            }
+        reasons = "\n  ".join(f"{path}: {reason}" for path, reason in skipped)
+        raise TooManyBadVideos(
+            f"{len(skipped)} consecutive videos could not be read; check the dataset with "
+            f"`python -m video_processing.check_data`:\n  {reasons}"
+        )
+
+
+class UniformClipsDataset(Dataset):
+    """Every back-to-back clip of `clip_duration_s` of each video, transformed: deterministic."""
+
+    def __init__(
+        self,
+        records: list[VideoRecord],
+        *,
+        clip_duration_s: float,
+        num_frames: int,
+        crop_size: int,
+        transform: Transform,
+        root: Path | None = None,
+    ):
+        self.records = records
+        self.clip_duration_s = clip_duration_s
+        self.num_frames = num_frames
+        self.crop_size = crop_size
+        self.transform = transform
+        self.root = root
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        try:
+            clips = decode_uniform_clips(record.path, self.clip_duration_s, self.num_frames)
+        except VideoError as e:
+            empty = torch.empty(0, 3, self.num_frames, self.crop_size, self.crop_size)
+            return {"video": empty, "label": torch.empty(0, dtype=torch.long), "video_name": [],
+                    "video_index": torch.empty(0, dtype=torch.long), "skipped": [(e.path, e.reason)]}
+        n = len(clips)
+        return {
+            "video": torch.stack([self.transform(clip) for clip in clips]),
+            "label": torch.full((n,), record.label),
+            "video_name": [_video_name(record.path, self.root)] * n,
+            "video_index": torch.full((n,), index),
+            "skipped": [],
+        }
+
+
+def collate_clips(items: list[dict]) -> dict:
+    """Concatenate items' clips into one batch: video (B, C, T, H, W) float, label (B,) long, and lists."""
+    return {
+        "video": torch.cat([item["video"] for item in items]),
+        "label": torch.cat([item["label"] for item in items]).long(),
+        "video_name": [name for item in items for name in item["video_name"]],
+        "video_index": torch.cat([item["video_index"] for item in items]).long(),
+        "skipped": [entry for item in items for entry in item["skipped"]],
+    }

@@ -1,0 +1,148 @@
+"""KineticsDataModule: dataset layouts + decoding + transform presets -> train and validation loaders."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cached_property
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader
+
+from video_processing.datasets import RandomClipDataset, UniformClipsDataset, collate_clips
+from video_processing.layouts import Dataset, load_dataset
+from video_processing.transforms import eval_preset, train_preset
+
+logger = logging.getLogger("video_processing")
+
+DEFAULT_DATA_PATH = "data/kinetics"
+
+
+def default_data_path() -> str:
+    """`KINETICS_DATA_PATH` from the environment, else data/kinetics."""
+    return os.environ.get("KINETICS_DATA_PATH", DEFAULT_DATA_PATH)
+
+
+class KineticsDataModule(pl.LightningDataModule):
+    """Kinetics (or any dataset in a supported layout) as batches of clips.
+
+    Args:
+        data_path: dataset folder in one of the layouts of `layouts.py`; default `KINETICS_DATA_PATH` or
+            data/kinetics.
+        clip_duration: seconds of video per clip.
+        batch_size: training clips per batch; validation batches hold every clip of `batch_size` videos.
+        num_workers: loader processes.
+        num_frames: frames kept per clip, evenly spaced over the clip.
+        crop_size: side of the square crop fed to the model.
+        min_short_side, max_short_side: training rescales the short side to a random length in this range;
+            validation rescales it to `min_short_side`.
+        hflip_prob: probability of a horizontal flip in training.
+        loader_timeout_s: seconds a loader may wait for a worker's batch before the run fails (0: forever).
+
+    Batches are dicts: video float (B, C, T, H, W), label long (B,), video_name (list of B), video_index long
+    (B,), skipped (list of (path, reason) for videos that could not be read).
+    """
+
+    def __init__(
+        self,
+        data_path: str | None = None,
+        clip_duration: float = 2.0,
+        batch_size: int = 8,
+        num_workers: int = 8,
+        num_frames: int = 8,
+        crop_size: int = 224,
+        min_short_side: int = 256,
+        max_short_side: int = 320,
+        hflip_prob: float = 0.5,
+        loader_timeout_s: float = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_path = Path(data_path or default_data_path())
+        self.clip_duration = clip_duration
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.num_frames = num_frames
+        self.crop_size = crop_size
+        self.min_short_side = min_short_side
+        self.max_short_side = max_short_side
+        self.hflip_prob = hflip_prob
+        self.loader_timeout_s = loader_timeout_s
+        self._warned_paths: set[str] = set()
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        """Both splits and the class list, read from `data_path` (files are listed, not opened)."""
+        return load_dataset(self.data_path)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.dataset.classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_set = RandomClipDataset(
+            self.dataset.train,
+            clip_duration_s=self.clip_duration,
+            num_frames=self.num_frames,
+            root=self.data_path,
+            transform=train_preset(
+                crop_size=self.crop_size,
+                min_short_side=self.min_short_side,
+                max_short_side=self.max_short_side,
+                hflip_prob=self.hflip_prob,
+            ),
+        )
+        self.val_set = UniformClipsDataset(
+            self.dataset.val,
+            clip_duration_s=self.clip_duration,
+            num_frames=self.num_frames,
+            crop_size=self.crop_size,
+            root=self.data_path,
+            transform=eval_preset(crop_size=self.crop_size, short_side=self.min_short_side),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        # Under DDP each rank takes whole videos, each exactly once (no padding with repeats), so clip and
+        # video accuracy summed over ranks equal a single-process run's.
+        sampler = None
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            sampler = UnrepeatedDistributedSampler(self.val_set, shuffle=False)
+        return self._loader(self.val_set, shuffle=False, sampler=sampler)
+
+    def test_dataloader(self) -> DataLoader:
+        """Kinetics' test labels are not public: `test` evaluates the validation split."""
+        return self.val_dataloader()
+
+    def _loader(self, dataset, *, shuffle: bool, sampler=None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_clips,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            timeout=self.loader_timeout_s if self.num_workers > 0 else 0,
+        )
+
+    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Warn once per file about videos that could not be read (in the main process, not in workers)."""
+        if not isinstance(batch, dict):  # the model summary's example input, a bare tensor
+            return batch
+        for path, reason in batch["skipped"]:
+            if path not in self._warned_paths:
+                self._warned_paths.add(path)
+                logger.warning("skipped video %s: %s", path, reason)
+        return batch

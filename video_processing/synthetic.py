@@ -1,0 +1,156 @@
+"""A self-made dataset of motion classes, written as real H.264 mp4 files in the class-folder layout.
+
+    python -m video_processing.synthetic --out data/synthetic [--size small|default] [--seed 0]
+
+Each video shows one random polygon over a textured, noisy background. The class is the motion, so no single
+frame tells the classes apart: a frame of "growing" looks like a frame of "shrinking". The classes are chosen to
+survive a horizontal flip (the train preset flips), so "moving sideways" covers both directions and "spinning"
+both senses. Shapes, colours, sizes, positions, speeds, durations (2-6 s) and frame rates (24-30) are random and
+fixed by the seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from video_processing.video import write_video
+
+CLASSES = ("growing", "moving_down", "moving_sideways", "moving_up", "shrinking", "spinning")
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """How many videos of which frame size a dataset size holds."""
+
+    train_per_class: int
+    val_per_class: int
+    width: int
+    height: int
+    min_duration_s: float
+    max_duration_s: float
+
+
+SIZES = {
+    "small": SizeSpec(train_per_class=4, val_per_class=2, width=96, height=72, min_duration_s=2, max_duration_s=3),
+    "default": SizeSpec(
+        train_per_class=40, val_per_class=10, width=160, height=120, min_duration_s=2, max_duration_s=6
+    ),
+}
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """Low-frequency colour texture: random noise upsampled from a coarse grid."""
+    coarse = rng.integers(40, 200, size=(height // 12 + 2, width // 12 + 2, 3), dtype=np.uint8)
+    image = Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.int16)
+
+
+def _polygon(rng: np.random.Generator) -> np.ndarray:
+    """Vertices of an irregular polygon (3-6 corners) around the origin, radius about 1."""
+    corners = int(rng.integers(3, 7))
+    angles = np.sort(rng.uniform(0, 2 * math.pi, corners))
+    radii = rng.uniform(0.6, 1.0, corners)
+    return np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+
+
+def _trajectory(label: str, rng: np.random.Generator, num_frames: int, width: int, height: int):
+    """Centre (x, y), size and angle of the shape for each frame, for a motion class."""
+    s = np.linspace(0.0, 1.0, num_frames)
+    size = np.full(num_frames, rng.uniform(0.12, 0.2) * height)
+    angle = np.full(num_frames, rng.uniform(0, 2 * math.pi))
+    margin = 0.25 * height
+    x = np.full(num_frames, rng.uniform(margin, width - margin))
+    y = np.full(num_frames, rng.uniform(margin, height - margin))
+    travel = rng.uniform(0.3, 0.5)
+    if label in ("moving_up", "moving_down"):
+        start = rng.uniform(margin, height - margin - travel * height)
+        y = start + travel * height * (s if label == "moving_down" else 1 - s)
+    elif label == "moving_sideways":
+        start = rng.uniform(margin, width - margin - travel * width)
+        x = start + travel * width * (s if rng.random() < 0.5 else 1 - s)
+    elif label in ("growing", "shrinking"):
+        small, large = rng.uniform(0.06, 0.1) * height, rng.uniform(0.22, 0.3) * height
+        size = small + (large - small) * (s if label == "growing" else 1 - s)
+    elif label == "spinning":
+        turns = rng.uniform(0.5, 1.0) * rng.choice([-1, 1])
+        angle = angle + 2 * math.pi * turns * s
+    else:
+        raise ValueError(f"unknown motion class {label!r}; classes are {CLASSES}")
+    return x, y, size, angle
+
+
+def render_video(label: str, rng: np.random.Generator, width: int, height: int, num_frames: int) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 of one video of class `label`."""
+    background = _background(rng, width, height)
+    shape = _polygon(rng)
+    colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+    noise_std = rng.uniform(4, 12)
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t, (x, y, size, angle) in enumerate(zip(*_trajectory(label, rng, num_frames, width, height))):
+        rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        points = shape @ rotation.T * size + (x, y)
+        canvas = Image.new("L", (width, height), 0)
+        ImageDraw.Draw(canvas).polygon([tuple(p) for p in points], fill=255)
+        mask = np.asarray(canvas, dtype=bool)
+        frame = background + rng.normal(0, noise_std, background.shape).astype(np.int16)
+        frame[mask] = colour
+        frames[t] = np.clip(frame, 0, 255)
+    return frames
+
+
+def _write_one(job: tuple[Path, str, int, SizeSpec]) -> None:
+    path, label, seed, spec = job
+    rng = np.random.default_rng(seed)
+    fps = int(rng.integers(24, 31))
+    duration = rng.uniform(spec.min_duration_s, spec.max_duration_s)
+    frames = render_video(label, rng, spec.width, spec.height, round(duration * fps))
+    tmp = path.with_suffix(".part.mp4")
+    write_video(tmp, frames, fps)
+    tmp.rename(path)  # a finished name means a finished file, so an interrupted run resumes cleanly
+
+
+def make_dataset(out: str | Path, size: str = "default", seed: int = 0, workers: int = 2) -> Path:
+    """Write the dataset under `out` (train/<class>/*.mp4, val/<class>/*.mp4); existing files are kept."""
+    out, spec = Path(out), SIZES[size]
+    jobs = []
+    for split, count in (("train", spec.train_per_class), ("val", spec.val_per_class)):
+        for class_index, label in enumerate(CLASSES):
+            (out / split / label).mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                path = out / split / label / f"{label}_{i:03d}.mp4"
+                video_seed = _seed(seed, split, class_index, i)
+                if not path.exists():
+                    jobs.append((path, label, video_seed, spec))
+    with Pool(workers) as pool:
+        for _ in tqdm(pool.imap_unordered(_write_one, jobs), total=len(jobs), desc=f"writing {out}", unit="video"):
+            pass
+    return out
+
+
+def _seed(seed: int, split: str, class_index: int, i: int) -> int:
+    """An independent seed per video, so a video does not change when the dataset grows."""
+    split_id = ("train", "val").index(split)
+    return int(np.random.SeedSequence([seed, split_id, class_index, i]).generate_state(1)[0])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="folder to write train/ and val/ into")
+    parser.add_argument("--size", choices=sorted(SIZES), default="default")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="encoding processes")
+    args = parser.parse_args(argv)
+    out = make_dataset(args.out, args.size, args.seed, args.workers)
+    print(f"dataset ready: {out} ({len(CLASSES)} classes)")
+
+
+if __name__ == "__main__":
+    main()

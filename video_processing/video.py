@@ -1,0 +1,190 @@
+"""Opening a video file and decoding clip windows to uint8 frames: the only place that decodes.
+
+Decoding follows three rules measured on Kinetics-sized clips:
+- Only the frames a clip keeps are converted to RGB. Colour conversion, not decoding, is most of the cost, so the
+  other frames of the window stay as the decoder's YUV frames and are dropped.
+- Decoding is single-threaded with slice threading allowed. Frame threading has deadlock reports inside loader
+  workers, and the workers already keep every core busy.
+- A file is opened where it is read (in the loader worker), never before the workers fork.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+
+class VideoError(RuntimeError):
+    """A video cannot be used: it is empty, truncated, not a video, or too short. Names the file."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+    def __reduce__(self):  # loader workers send exceptions to the main process by pickling them
+        return VideoError, (self.path, self.reason)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a file's header says about its first video stream."""
+
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    codec: str
+
+
+def open_video(path: str | Path) -> av.container.InputContainer:
+    """Open `path` for single-threaded decoding; raise VideoError naming the file when it is no video."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise VideoError(path, "empty file (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        raise VideoError(path, f"not a readable video ({e})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(path, "has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "SLICE"
+    stream.thread_count = 1
+    return container
+
+
+def video_info(container: av.container.InputContainer) -> VideoInfo:
+    """Duration, frame rate and size of the first video stream of an open container."""
+    stream = container.streams.video[0]
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    fps = float(stream.average_rate or stream.guessed_rate or 0)
+    return VideoInfo(duration, fps, stream.codec_context.width, stream.codec_context.height, stream.codec_context.name)
+
+
+def random_clip_window(
+    duration_s: float, clip_duration_s: float, generator: torch.Generator | None = None
+) -> tuple[float, float]:
+    """A clip of `clip_duration_s` starting uniformly at random in the video (the whole video if shorter).
+
+    Draws from torch's random state, which the DataLoader seeds per worker, so runs with a seed repeat.
+    """
+    start = torch.rand((), generator=generator).item() * max(duration_s - clip_duration_s, 0.0)
+    return start, start + clip_duration_s
+
+
+def uniform_clip_windows(duration_s: float, clip_duration_s: float) -> list[tuple[float, float]]:
+    """Back-to-back clips covering the video, as PyTorchVideo's uniform clip sampler places them.
+
+    A trailing part shorter than a clip is left out; a video shorter than one clip gives one clip.
+    """
+    count = max(1, math.floor(duration_s / clip_duration_s + 1e-6))
+    return [(k * clip_duration_s, (k + 1) * clip_duration_s) for k in range(count)]
+
+
+def subsample_indices(num_available: int, num_frames: int) -> list[int]:
+    """Evenly spaced indices keeping `num_frames` of `num_available` frames, first and last included.
+
+    Matches PyTorchVideo's UniformTemporalSubsample: linspace(0, n - 1, num_frames), truncated.
+    """
+    return torch.linspace(0, num_available - 1, num_frames).long().tolist()
+
+
+def decode_random_clip(
+    path: str | Path, clip_duration_s: float, num_frames: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Decode `num_frames` frames from one random window of `clip_duration_s` (uint8, T, C, H, W)."""
+    container = open_video(path)
+    try:
+        window = random_clip_window(video_info(container).duration_s, clip_duration_s, generator)
+        return _decode_windows(container, Path(path), [window], num_frames)[0]
+    except av.error.FFmpegError as e:
+        raise VideoError(path, f"decoding failed ({e})") from None
+    finally:
+        container.close()
+
+
+def decode_uniform_clips(path: str | Path, clip_duration_s: float, num_frames: int) -> list[torch.Tensor]:
+    """Decode every back-to-back clip of `clip_duration_s` of the video (see `uniform_clip_windows`)."""
+    container = open_video(path)
+    try:
+        windows = uniform_clip_windows(video_info(container).duration_s, clip_duration_s)
+        return _decode_windows(container, Path(path), windows, num_frames)
+    except av.error.FFmpegError as e:
+        raise VideoError(path, f"decoding failed ({e})") from None
+    finally:
+        container.close()
+
+
+def _decode_windows(
+    container: av.container.InputContainer, path: Path, windows: list[tuple[float, float]], num_frames: int
+) -> list[torch.Tensor]:
+    """Decode the (sorted, non-overlapping) windows in one pass, converting only the kept frames to RGB."""
+    stream = container.streams.video[0]
+    time_base = stream.time_base or Fraction(1, av.time_base)
+    start_pts = int(windows[0][0] / time_base)
+    if start_pts > 0:
+        container.seek(start_pts, stream=stream, backward=True, any_frame=False)
+    clips: list[torch.Tensor] = []
+    window_frames: list[av.VideoFrame] = []
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            continue
+        t = float(frame.pts * time_base)
+        while t >= windows[len(clips)][1]:
+            clips.append(_subsample_to_rgb(path, windows[len(clips)], window_frames, num_frames))
+            window_frames = []
+            if len(clips) == len(windows):
+                return clips
+        if t >= windows[len(clips)][0]:
+            window_frames.append(frame)
+    while len(clips) < len(windows):  # the stream ended inside (or before) the remaining windows
+        clips.append(_subsample_to_rgb(path, windows[len(clips)], window_frames, num_frames))
+        window_frames = []
+    return clips
+
+
+def _subsample_to_rgb(
+    path: Path, window: tuple[float, float], frames: list[av.VideoFrame], num_frames: int
+) -> torch.Tensor:
+    if len(frames) < num_frames:
+        raise VideoError(
+            path,
+            f"too short: {len(frames)} frames in the clip window {window[0]:.2f}-{window[1]:.2f} s, "
+            f"fewer than num_frames={num_frames}",
+        )
+    kept = [frames[i] for i in subsample_indices(len(frames), num_frames)]
+    rgb = np.stack([f.to_ndarray(format="rgb24") for f in kept])
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2)
+
+
+def write_video(
+    path: str | Path, frames: np.ndarray, fps: float, *, crf: int = 23, keyframe_interval_s: float = 1.0
+) -> None:
+    """Encode uint8 RGB frames (T, H, W, 3) as an H.264 mp4 with a keyframe every `keyframe_interval_s`."""
+    height, width = frames.shape[1:3]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = width - width % 2, height - height % 2
+        stream.pix_fmt = "yuv420p"
+        gop = max(1, round(fps * keyframe_interval_s))
+        stream.options = {"crf": str(crf), "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        stream.thread_count = 1
+        for rgb in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: stream.height, : stream.width]), "rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())

@@ -10,7 +10,9 @@ Decoding follows three rules measured on Kinetics-sized clips:
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -172,11 +174,39 @@ def _subsample_to_rgb(
     return torch.from_numpy(rgb).permute(0, 3, 1, 2)
 
 
+def iter_rgb_frames(
+    container: av.container.InputContainer, path: str | Path, size: tuple[int, int] | None = None
+) -> Iterator[np.ndarray]:
+    """Every frame of the first video stream as uint8 RGB (H, W, 3), scaled to `size` (width, height) if given.
+
+    Streams one frame at a time, so a long video never sits in memory whole. Scaling and colour conversion run
+    in one swscale call; "area" averaging is the antialiased filter for downscaling.
+    """
+    width, height = size or (None, None)
+    try:
+        for frame in container.decode(container.streams.video[0]):
+            yield frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+    except av.error.FFmpegError as e:
+        raise VideoError(path, f"decoding failed ({e})") from None
+
+
 def write_video(
-    path: str | Path, frames: np.ndarray, fps: float, *, crf: int = 23, keyframe_interval_s: float = 1.0
+    path: str | Path,
+    frames: np.ndarray | Iterable[np.ndarray],
+    fps: float,
+    *,
+    crf: int = 23,
+    keyframe_interval_s: float = 1.0,
 ) -> None:
-    """Encode uint8 RGB frames (T, H, W, 3) as an H.264 mp4 with a keyframe every `keyframe_interval_s`."""
-    height, width = frames.shape[1:3]
+    """Encode uint8 RGB frames (T, H, W, 3), or an iterable of (H, W, 3) frames, as an H.264 mp4.
+
+    A keyframe every `keyframe_interval_s` bounds what a seek must decode before a clip window.
+    """
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise VideoError(path, "no frames to write")
+    height, width = first.shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = width - width % 2, height - height % 2
@@ -184,7 +214,7 @@ def write_video(
         gop = max(1, round(fps * keyframe_interval_s))
         stream.options = {"crf": str(crf), "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
         stream.thread_count = 1
-        for rgb in frames:
+        for rgb in itertools.chain([first], frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: stream.height, : stream.width]), "rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())

@@ -1,0 +1,184 @@
+"""Re-encode a dataset for fast training: short side scaled down, a keyframe every second, H.264.
+
+    python -m video_processing.prepare SRC DST [--short-side 256] [--keyframe-interval 1.0] [--workers N]
+
+SRC is a dataset in any supported layout (see `layouts.py`); DST receives the same layout: the same
+relative paths (every clip as .mp4), the Kinetics annotation folder copied, a PyTorchVideo train.csv and
+val.csv rewritten to the new files. Videos whose short side is already at most `--short-side` keep their size
+(never upscaled). Audio is dropped: the models here see frames only. SRC is only read.
+
+Decoding a training clip costs every frame from the keyframe before the clip to the clip's end, so downloads
+with a keyframe every 5-10 s and large frames decode many times the pixels a clip needs.
+
+Resumable: each file is written under a temporary name and renamed when complete, and finished files are
+skipped, so an interrupted run continues where it stopped. Files that fail are listed on screen and in
+DST/prepare_failures.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+from tqdm import tqdm
+
+from video_processing.layouts import Dataset, load_dataset
+from video_processing.video import VideoError, iter_rgb_frames, open_video, video_info, write_video
+
+FAILURES_CSV = "prepare_failures.csv"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One video to re-encode."""
+
+    src: Path
+    dst: Path
+    short_side: int
+    keyframe_interval_s: float
+    crf: int
+
+
+def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) with the short side scaled down to `short_side`, aspect kept, both even (for 4:2:0)."""
+    scale = min(1.0, short_side / min(width, height))
+
+    def even(x: float) -> int:
+        return max(2, 2 * round(x / 2))
+
+    return even(width * scale), even(height * scale)
+
+
+def prepare_video(job: Job) -> tuple[Path, str | None]:
+    """Re-encode one video; return (source, None) on success or (source, reason) on failure. Never raises."""
+    tmp = job.dst.with_name(job.dst.stem + ".part.mp4")
+    try:
+        job.dst.parent.mkdir(parents=True, exist_ok=True)
+        container = open_video(job.src)
+        try:
+            info = video_info(container)
+            if info.fps <= 0:
+                raise VideoError(job.src, "the stream states no frame rate")
+            size = scaled_size(info.width, info.height, job.short_side)
+            frames = iter_rgb_frames(container, job.src, size)
+            write_video(tmp, frames, info.fps, crf=job.crf, keyframe_interval_s=job.keyframe_interval_s)
+        finally:
+            container.close()
+        tmp.rename(job.dst)  # a finished name means a finished file
+        return job.src, None
+    except Exception as e:  # one bad file must not stop a run over a whole dataset
+        tmp.unlink(missing_ok=True)
+        return job.src, e.reason if isinstance(e, VideoError) else f"{type(e).__name__}: {e}"
+
+
+def output_path(src_root: Path, dst_root: Path, video: Path) -> Path:
+    """Where the prepared copy of `video` goes: the same relative path under DST, as .mp4.
+
+    Videos listed by absolute paths outside SRC (possible in a PyTorchVideo CSV) go under DST/external/.
+    """
+    relative = (
+        video.relative_to(src_root) if video.is_relative_to(src_root) else Path("external", *video.parts[1:])
+    )
+    return (dst_root / relative).with_suffix(".mp4")
+
+
+def copy_annotations(dataset: Dataset, src: Path, dst: Path) -> None:
+    """Write DST's annotation files so that DST loads with the same layout, classes and labels."""
+    dst.mkdir(parents=True, exist_ok=True)
+    if dataset.layout == "kinetics_csv":
+        shutil.copytree(src / "annotations", dst / "annotations", dirs_exist_ok=True)
+    elif dataset.layout == "pytorchvideo_csv":
+        for split in ("train", "val"):
+            lines = [
+                f"{output_path(src, dst, r.path).relative_to(dst)} {r.label}" for r in dataset.split(split)
+            ]
+            (dst / f"{split}.csv").write_text("".join(line + "\n" for line in lines))
+
+
+def plan_jobs(
+    dataset: Dataset, src: Path, dst: Path, short_side: int, keyframe_interval_s: float, crf: int
+) -> tuple[list[Job], int]:
+    """Jobs for the videos not prepared yet, and how many are already done."""
+    jobs, done = [], 0
+    for record in dataset.train + dataset.val:
+        target = output_path(src, dst, record.path)
+        if target.is_file():
+            done += 1
+        else:
+            jobs.append(Job(record.path, target, short_side, keyframe_interval_s, crf))
+    return jobs, done
+
+
+def prepare_dataset(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    short_side: int = 256,
+    keyframe_interval_s: float = 1.0,
+    crf: int = 23,
+    workers: int | None = None,
+) -> list[tuple[Path, str]]:
+    """Re-encode every video of the dataset at `src` into `dst`; return (path, reason) of each failed file."""
+    src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
+    if src == dst:
+        raise ValueError("SRC and DST are the same folder; the originals are never overwritten")
+    dataset = load_dataset(src)
+    copy_annotations(dataset, src, dst)
+    jobs, done = plan_jobs(dataset, src, dst, short_side, keyframe_interval_s, crf)
+    if done:
+        print(f"{done} videos already prepared in {dst}: skipped")
+    failures = []
+    with Pool(workers or os.cpu_count()) as pool:
+        results = pool.imap_unordered(prepare_video, jobs)
+        for path, reason in tqdm(results, total=len(jobs), desc=f"preparing {dst}", unit="video"):
+            if reason is not None:
+                failures.append((path, reason))
+    write_failures(dst / FAILURES_CSV, failures)
+    return failures
+
+
+def write_failures(csv_path: Path, failures: list[tuple[Path, str]]) -> None:
+    """The failed files as a CSV (path, reason); an old report is removed when nothing failed."""
+    if not failures:
+        csv_path.unlink(missing_ok=True)
+        return
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "reason"])
+        writer.writerows(sorted((str(p), r) for p, r in failures))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("src", help="dataset folder in a supported layout (only read)")
+    parser.add_argument("dst", help="output folder (created; finished files in it are kept)")
+    parser.add_argument("--short-side", type=int, default=256, help="pixels; larger videos are scaled down")
+    parser.add_argument("--keyframe-interval", type=float, default=1.0, help="seconds between keyframes")
+    parser.add_argument("--crf", type=int, default=23, help="H.264 quality: lower is better and larger")
+    parser.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
+    args = parser.parse_args(argv)
+    failures = prepare_dataset(
+        args.src,
+        args.dst,
+        short_side=args.short_side,
+        keyframe_interval_s=args.keyframe_interval,
+        crf=args.crf,
+        workers=args.workers,
+    )
+    for path, reason in failures:
+        print(f"FAILED {path}: {reason}")
+    if failures:
+        print(f"{len(failures)} videos failed; listed in {Path(args.dst) / FAILURES_CSV}")
+        raise SystemExit(1)
+    print(f"prepared dataset ready: {args.dst}")
+
+
+if __name__ == "__main__":
+    main()

@@ -125,7 +125,8 @@ def test_prepare_keeps_layout_and_labels_and_reencodes(tmp_path, source_video, l
 def test_broken_file_is_reported_and_resume_skips_finished(tmp_path, source_video, capsys):
     src, dst = tmp_path / "src", tmp_path / "dst"
     make_class_folders(src, source_video)
-    broken = src / "train" / "bowling" / "broken.mp4"
+    broken = src / "train" / "curling" / "broken.mp4"  # the only video of its class
+    broken.parent.mkdir()
     broken.write_bytes(b"not a video at all" * 100)
 
     with pytest.raises(SystemExit) as exit_info:
@@ -136,7 +137,8 @@ def test_broken_file_is_reported_and_resume_skips_finished(tmp_path, source_vide
         rows = list(csv.DictReader(f))
     assert [Path(row["path"]).name for row in rows] == ["broken.mp4"]
     assert "not a readable video" in rows[0]["reason"]
-    assert not (dst / "train" / "bowling" / "broken.mp4").exists()
+    assert not (dst / "train" / "curling" / "broken.mp4").exists()
+    assert load_dataset(dst).classes == load_dataset(src).classes  # the class folder is kept, empty
 
     prepared = {p: p.stat().st_mtime_ns for p in dst.rglob("*.mp4")}
     assert len(prepared) == 5

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from video_processing.layouts import Dataset, load_dataset
+from video_processing.layouts import SPLITS, Dataset, load_dataset
 from video_processing.video import VideoError, iter_rgb_frames, open_video, video_info, write_video
 
 FAILURES_CSV = "prepare_failures.csv"
@@ -90,10 +90,14 @@ def output_path(src_root: Path, dst_root: Path, video: Path) -> Path:
 def copy_annotations(dataset: Dataset, src: Path, dst: Path) -> None:
     """Write DST's annotation files so that DST loads with the same layout, classes and labels."""
     dst.mkdir(parents=True, exist_ok=True)
-    if dataset.layout == "kinetics_csv":
+    if dataset.layout == "class_folders":  # every class folder, even one whose videos all fail or are absent
+        for class_dir in src.glob("*/*/"):
+            if class_dir.parent.name in SPLITS:
+                (dst / class_dir.relative_to(src)).mkdir(parents=True, exist_ok=True)
+    elif dataset.layout == "kinetics_csv":
         shutil.copytree(src / "annotations", dst / "annotations", dirs_exist_ok=True)
     elif dataset.layout == "pytorchvideo_csv":
-        for split in ("train", "val"):
+        for split in SPLITS:
             lines = [
                 f"{output_path(src, dst, r.path).relative_to(dst)} {r.label}" for r in dataset.split(split)
             ]

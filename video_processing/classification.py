@@ -107,8 +107,13 @@ class VideoClassificationLightningModule(pl.LightningModule):
 
     def _log_skipped(self, stage: str, batch: dict) -> None:
         self.log(
-            f"{stage}_skipped_videos", float(len(batch["skipped"])),
-            on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True, batch_size=1,
+            f"{stage}_skipped_videos",
+            float(len(batch["skipped"])),
+            on_step=False,
+            on_epoch=True,
+            reduce_fx="sum",
+            sync_dist=True,
+            batch_size=1,
         )
 
     def configure_optimizers(self):

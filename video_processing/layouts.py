@@ -60,9 +60,7 @@ def detect_layout(root: Path) -> str:
         return "kinetics_csv"
     if (root / "train.csv").is_file() and (root / "val.csv").is_file():
         return "pytorchvideo_csv"
-    if all((root / split).is_dir() for split in SPLITS) and any(
-        p.is_dir() for p in (root / "train").iterdir()
-    ):
+    if all((root / split).is_dir() for split in SPLITS) and any(p.is_dir() for p in (root / "train").iterdir()):
         return "class_folders"
     raise LayoutError(f"{root} matches no supported dataset layout; {LAYOUTS_HELP}")
 
@@ -108,9 +106,7 @@ def _read_class_folders(root: Path) -> tuple[list[str], list[VideoRecord], list[
         splits[split] = records
     if ignored:
         names = ", ".join(str(p) for p in ignored[:20]) + (" ..." if len(ignored) > 20 else "")
-        logger.warning(
-            "ignored %d files that are not videos (%s): %s", len(ignored), "/".join(VIDEO_EXTENSIONS), names
-        )
+        logger.warning("ignored %d files that are not videos (%s): %s", len(ignored), "/".join(VIDEO_EXTENSIONS), names)
     return classes, splits["train"], splits["val"]
 
 
@@ -149,7 +145,11 @@ def _read_kinetics_csv(root: Path) -> tuple[list[str], list[VideoRecord], list[V
             logger.warning(
                 "%s: %d of %d rows have no clip in %s (videos removed from YouTube or not downloaded); "
                 "training uses the %d present",
-                csv_path, absent, len(rows[split]), root / split, len(records),
+                csv_path,
+                absent,
+                len(rows[split]),
+                root / split,
+                len(records),
             )
         splits[split] = records
     return classes, splits["train"], splits["val"]
@@ -180,7 +180,10 @@ def _read_pytorchvideo_csv(root: Path) -> tuple[list[str], list[VideoRecord], li
         if len(present) < len(entries):
             logger.warning(
                 "%s: %d of %d listed videos are absent; training uses the %d present",
-                root / f"{split}.csv", len(entries) - len(present), len(entries), len(present),
+                root / f"{split}.csv",
+                len(entries) - len(present),
+                len(entries),
+                len(present),
             )
         records[split] = present
     return classes, records["train"], records["val"]

@@ -110,7 +110,8 @@ def decode_random_clip(
     """Decode `num_frames` frames from one random window of `clip_duration_s` (uint8, T, C, H, W)."""
     container = open_video(path)
     try:
-        window = random_clip_window(video_info(container).duration_s, clip_duration_s, generator)
+        duration_s = _usable_duration(path, video_info(container), clip_duration_s)
+        window = random_clip_window(duration_s, clip_duration_s, generator)
         return _decode_windows(container, Path(path), [window], num_frames)[0]
     except av.error.FFmpegError as e:
         raise VideoError(path, f"decoding failed ({e})") from None
@@ -122,12 +123,25 @@ def decode_uniform_clips(path: str | Path, clip_duration_s: float, num_frames: i
     """Decode every back-to-back clip of `clip_duration_s` of the video (see `uniform_clip_windows`)."""
     container = open_video(path)
     try:
-        windows = uniform_clip_windows(video_info(container).duration_s, clip_duration_s)
+        windows = uniform_clip_windows(_usable_duration(path, video_info(container), clip_duration_s), clip_duration_s)
         return _decode_windows(container, Path(path), windows, num_frames)
     except av.error.FFmpegError as e:
         raise VideoError(path, f"decoding failed ({e})") from None
     finally:
         container.close()
+
+
+def _usable_duration(path: str | Path, info: VideoInfo, clip_duration_s: float) -> float:
+    """The video's duration; VideoError when it covers less than half a clip (too little to show an action).
+
+    A container that states no duration (0) is let through: the frame count decides then.
+    """
+    if 0 < info.duration_s < clip_duration_s / 2:
+        raise VideoError(
+            path,
+            f"too short: {info.duration_s:.2f} s, less than half the clip duration ({clip_duration_s:.2f} s)",
+        )
+    return info.duration_s
 
 
 def _decode_windows(

@@ -29,18 +29,16 @@ def test_project_root_from_the_notebooks_folder(tmp_path):
     assert notebook.project_root(tmp_path) == tmp_path.resolve()  # outside a checkout, e.g. on Colab
 
 
-def test_dataset_path_prefers_kinetics_data_path(monkeypatch, tmp_path):
-    monkeypatch.setenv("KINETICS_DATA_PATH", str(tmp_path / "kinetics"))
-    assert notebook.dataset_path(tmp_path, smoke=True) == tmp_path / "kinetics"
+def test_dataset_path_prefers_a_kinetics_copy(tmp_path):
+    assert notebook.dataset_path(tmp_path, smoke=True, kinetics_path=tmp_path / "k400") == tmp_path / "k400"
     assert not (tmp_path / "data").exists()  # nothing self-made when a dataset is given
 
 
-def test_dataset_path_uses_the_existing_self_made_set(monkeypatch, tmp_path):
-    monkeypatch.delenv("KINETICS_DATA_PATH", raising=False)
+def test_dataset_path_makes_the_self_made_set(monkeypatch, tmp_path):
     made = []
     monkeypatch.setattr(notebook, "make_dataset", lambda folder, size: made.append((folder, size)) or folder)
     assert notebook.dataset_path(tmp_path, smoke=True) == tmp_path / "data" / "synthetic_small"
-    assert notebook.dataset_path(tmp_path, smoke=False) == tmp_path / "data" / "synthetic"
+    assert notebook.dataset_path(tmp_path, smoke=False, kinetics_path="") == tmp_path / "data" / "synthetic"
     assert made == [
         (tmp_path / "data" / "synthetic_small", "small"),
         (tmp_path / "data" / "synthetic", "default"),

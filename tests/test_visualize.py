@@ -105,7 +105,9 @@ def test_augmentation_draws_show_the_crop(clip):
 
 def test_time_steps_and_table(clip):
     preset = eval_preset(crop_size=32, short_side=36)
+    threads = torch.get_num_threads()
     rows = vz.time_steps(preset, clip, repeats=2)
+    assert torch.get_num_threads() == threads  # timed single-threaded, then restored
     assert [row[0] for row in rows] == [type(step).__name__ for step in preset.transforms]
     assert rows[-1][1] == "(3, 8, 32, 32) float32"
     assert all(ms >= 0 for _, _, ms in rows)

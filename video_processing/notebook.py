@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -21,7 +22,6 @@ from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import make_dataset
 
 SMOKE_ENV = "VIDEO_PROCESSING_SMOKE"
-DATA_ENV = "KINETICS_DATA_PATH"
 
 
 def smoke_mode() -> bool:
@@ -41,14 +41,14 @@ def project_root(start: str | Path | None = None) -> Path:
     return start
 
 
-def dataset_path(root: str | Path, *, smoke: bool) -> Path:
-    """`KINETICS_DATA_PATH` when set; else the self-made dataset under root/data, written when missing.
+def dataset_path(root: str | Path, *, smoke: bool, kinetics_path: str | Path | None = None) -> Path:
+    """`kinetics_path` when given; else the self-made dataset under root/data, written when missing.
 
     Smoke mode uses the small set (data/synthetic_small, 36 videos), full size the default one
     (data/synthetic, 300 videos, the one `make demo` trains on).
     """
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV])
+    if kinetics_path:
+        return Path(kinetics_path)
     folder = Path(root) / "data" / ("synthetic_small" if smoke else "synthetic")
     return make_dataset(folder, size="small" if smoke else "default")
 
@@ -204,8 +204,13 @@ def predict_logits(model: torch.nn.Module, video: torch.Tensor) -> torch.Tensor:
     return model.eval()(video.to(device)).float().cpu()
 
 
-def collect_predictions(model: torch.nn.Module, loader: torch.utils.data.DataLoader) -> Predictions:
-    """Run the model over a validation loader (batches from `collate_clips`)."""
-    batches = [(predict_logits(model, b["video"]), b["label"], b["video_index"]) for b in loader]
+def collect_predictions(
+    model: torch.nn.Module, loader: torch.utils.data.DataLoader, *, max_batches: int | None = None
+) -> Predictions:
+    """Run the model over (the first `max_batches` batches of) a validation loader."""
+    batches = [
+        (predict_logits(model, batch["video"]), batch["label"], batch["video_index"])
+        for batch in islice(loader, max_batches)
+    ]
     logits, labels, video_index = (torch.cat(parts) for parts in zip(*batches, strict=True))
     return Predictions(logits, labels, video_index)

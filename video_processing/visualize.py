@@ -228,16 +228,25 @@ def plot_augmentation_draws(
 
 
 def time_steps(preset: v2.Compose, clip: torch.Tensor, *, repeats: int = 5) -> list[tuple[str, str, float]]:
-    """(step, output shape and dtype, median milliseconds) per step of a preset; the first run warms up."""
+    """(step, output shape and dtype, median ms) per step of a preset, single-threaded; run 1 warms up."""
     rows = []
-    for step in preset.transforms:
-        seconds = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            output = step(clip)
-            seconds.append(time.perf_counter() - start)
-        rows.append((type(step).__name__, describe(output), 1000 * float(np.median(seconds[1:] or seconds))))
-        clip = output
+    threads = torch.get_num_threads()
+    # one thread, as in a DataLoader worker (PyTorch gives each worker one); a busy multi-threaded pool on a
+    # loaded machine can also make tiny steps look hundreds of times slower than they are
+    torch.set_num_threads(1)
+    try:
+        for step in preset.transforms:
+            seconds = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                output = step(clip)
+                seconds.append(time.perf_counter() - start)
+            rows.append(
+                (type(step).__name__, describe(output), 1000 * float(np.median(seconds[1:] or seconds)))
+            )
+            clip = output
+    finally:
+        torch.set_num_threads(threads)
     return rows
 
 

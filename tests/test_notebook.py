@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from video_processing import notebook
@@ -114,3 +115,18 @@ def test_latest_run_is_the_newest_finished_version(tmp_path):
     (tmp_path / "r" / "version_11").mkdir()  # started, never checkpointed
     _finished(tmp_path / "other" / "version_12")
     assert notebook.latest_run(tmp_path, run) == newest
+
+
+def test_collect_predictions_concatenates_batches():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 2 * 4 * 4, 5))
+    batches = [
+        {"video": torch.randn(n, 3, 2, 4, 4), "label": torch.arange(n), "video_index": torch.full((n,), i)}
+        for i, n in enumerate((2, 3, 1))
+    ]
+    predictions = notebook.collect_predictions(model, batches)
+    assert predictions.logits.shape == (6, 5) and predictions.logits.dtype == torch.float32
+    assert predictions.labels.tolist() == [0, 1, 0, 1, 2, 0]
+    assert predictions.video_index.tolist() == [0, 0, 1, 1, 1, 2]
+    with torch.no_grad():
+        torch.testing.assert_close(predictions.logits[:2], model(batches[0]["video"]))
+    assert len(notebook.collect_predictions(model, batches, max_batches=2).labels) == 5

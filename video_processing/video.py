@@ -96,6 +96,20 @@ def uniform_clip_windows(duration_s: float, clip_duration_s: float) -> list[tupl
     return [(k * clip_duration_s, (k + 1) * clip_duration_s) for k in range(count)]
 
 
+def constant_clip_windows(
+    duration_s: float, clip_duration_s: float, clips_per_video: int
+) -> list[tuple[float, float]]:
+    """`clips_per_video` evenly spaced clips, as PyTorchVideo's ConstantClipsPerVideoSampler places them.
+
+    Starts are k * (duration - clip) / clips_per_video for k = 0 .. clips_per_video - 1, so clips may overlap
+    and the last clip ends before the video does; in a video shorter than one clip, every clip starts at 0.
+    """
+    if clips_per_video < 1:
+        raise ValueError(f"clips_per_video must be at least 1, got {clips_per_video}")
+    step = max(duration_s - clip_duration_s, 0.0) / clips_per_video
+    return [(k * step, k * step + clip_duration_s) for k in range(clips_per_video)]
+
+
 def subsample_indices(num_available: int, num_frames: int) -> list[int]:
     """Evenly spaced indices keeping `num_frames` of `num_available` frames, first and last included.
 

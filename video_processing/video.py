@@ -58,6 +58,9 @@ def open_video(path: str | Path) -> av.container.InputContainer:
         container.close()
         raise VideoError(path, "has no video stream")
     stream = container.streams.video[0]
+    if stream.codec_context is None:  # a damaged header (e.g. a truncated mp4) can leave the codec unknown
+        container.close()
+        raise VideoError(path, "video stream without decoder parameters (damaged or truncated header)")
     stream.thread_type = "SLICE"
     stream.thread_count = 1
     return container
@@ -124,6 +127,22 @@ def decode_uniform_clips(path: str | Path, clip_duration_s: float, num_frames: i
     try:
         windows = uniform_clip_windows(video_info(container).duration_s, clip_duration_s)
         return _decode_windows(container, Path(path), windows, num_frames)
+    except av.error.FFmpegError as e:
+        raise VideoError(path, f"decoding failed ({e})") from None
+    finally:
+        container.close()
+
+
+def decode_last_clip(path: str | Path, clip_duration_s: float, num_frames: int) -> torch.Tensor:
+    """Decode the last window of `clip_duration_s` the header promises: a truncated download fails here.
+
+    Raises VideoError naming the file when the window is unreadable or holds fewer than `num_frames` frames.
+    """
+    container = open_video(path)
+    try:
+        duration_s = video_info(container).duration_s
+        window = (max(duration_s - clip_duration_s, 0.0), max(duration_s, clip_duration_s))
+        return _decode_windows(container, Path(path), [window], num_frames)[0]
     except av.error.FFmpegError as e:
         raise VideoError(path, f"decoding failed ({e})") from None
     finally:

@@ -59,6 +59,13 @@ def _truncate(src: Path, dst: Path, fraction: float) -> Path:
     return dst
 
 
+def _cut_in_index(src: Path, dst: Path) -> Path:
+    """Cut an mp4 inside its index (moov): the video stream is listed, its decoder parameters are not."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: data.find(b"minf", data.find(b"moov")) + 4])
+    return dst
+
+
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """A class-folder dataset and the statuses check_data must give its broken files (by file name)."""
@@ -88,11 +95,13 @@ def mixed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         root / "faststart.mp4", two_s, codec="libx264", container_options={"movflags": "faststart"}
     )
     _truncate(faststart, dirs["train", "cat"] / "truncated_faststart.mp4", 0.4)
+    _cut_in_index(dirs["train", "cat"] / "with_audio.mp4", dirs["train", "dog"] / "cut_in_index.mp4")
     write_video(dirs["val", "dog"] / "short.mp4", _frames(3, 64, 48), FPS)
     expected = {
         "empty.mp4": "unreadable",
         "text.mp4": "unreadable",
         "truncated.mp4": "unreadable",
+        "cut_in_index.mp4": "unreadable",
         "truncated_faststart.mp4": "unreadable",
         "short.mp4": "too_short",
     }
@@ -109,7 +118,7 @@ def test_report_names_exactly_the_broken_files(mixed, tmp_path, capsys):
     report = tmp_path / "report.csv"
     assert main([str(root), "--report", str(report), *CHECK_ARGS]) == 0
     rows = {Path(row["path"]).name: row for row in _read_report(report)}
-    assert len(rows) == 15
+    assert len(rows) == 16
     assert {name: row["status"] for name, row in rows.items() if row["status"] != "ok"} == expected
     assert all(rows[name]["reason"] for name in expected)
     assert {rows[n]["codec"] for n in ("vp9.webm", "mpeg4.avi", "with_audio.mp4")} == {"vp9", "mpeg4", "h264"}
@@ -117,7 +126,7 @@ def test_report_names_exactly_the_broken_files(mixed, tmp_path, capsys):
     assert (rows["odd_size.mp4"]["width"], rows["odd_size.mp4"]["height"]) == ("97", "71")
     assert rows["good_3.mp4"]["split"] == "val" and rows["good_3.mp4"]["label"] == "cat"
     printed = capsys.readouterr().out
-    assert "5 of 15 videos cannot be used" in printed
+    assert "6 of 16 videos cannot be used" in printed
     assert all(name in printed for name in expected)
     assert "cat" in printed and "dog" in printed and "median" in printed
 

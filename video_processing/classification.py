@@ -27,10 +27,12 @@ def make_kinetics_resnet(
     `model_depth` is 50, 101 or 152. Every width scales with `stem_dim_out`: 64 is the Kinetics model; 8 gives a
     thin variant that trains on a CPU. Input: float (B, 3, num_frames, crop_size, crop_size).
     """
-    if num_frames < 1 or crop_size < SPATIAL_STRIDE:
+    if num_frames < 1:
+        raise ValueError(f"num_frames={num_frames}: the ResNet needs 1 frame or more; pass --data.num_frames 8")
+    if crop_size < SPATIAL_STRIDE:
         raise ValueError(
-            f"the ResNet needs num_frames >= 1 and crop_size >= {SPATIAL_STRIDE}; "
-            f"got num_frames={num_frames}, crop_size={crop_size}"
+            f"crop_size={crop_size}: the ResNet downsamples by {SPATIAL_STRIDE}, so it needs a crop of at "
+            f"least {SPATIAL_STRIDE} pixels; pass --data.crop_size {SPATIAL_STRIDE} or more (Kinetics: 224)"
         )
     side = math.ceil(crop_size / SPATIAL_STRIDE)
     return create_resnet(

@@ -58,7 +58,7 @@ def open_video(path: str | Path) -> av.container.InputContainer:
         container.close()
         raise VideoError(path, "has no video stream")
     stream = container.streams.video[0]
-    if stream.codec_context is None:  # a damaged header (e.g. a truncated mp4) can leave the codec unknown
+    if stream.codec_context is None:  # an mp4 cut inside its index lists the stream without its codec
         container.close()
         raise VideoError(path, "video stream without decoder parameters (damaged or truncated header)")
     stream.thread_type = "SLICE"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -367,3 +371,32 @@ def test_damaged_videos_are_decoded_or_skipped_with_a_reason_never_crash_or_hang
             outcomes[path] = "decoded" if decoded else "skipped"
     assert {outcomes[str(p)] for p in damaged} == {"decoded", "skipped"}
     assert all(check_file((str(p), "train", "x", 1.0, 4)).status in ("ok", "unreadable") for p in damaged)
+
+
+# --- 6. distributed -----------------------------------------------------------------------------------------
+
+
+def test_ddp_on_two_processes_agrees_with_one_process_and_splits_the_training_videos(tiny_data, tmp_path):
+    """5 validation videos: a sampler padding ranks to equal length would count one video twice."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    (data / "val" / "mid" / "mid_1.mp4").unlink()
+    seed_everything(0)
+    model = VideoClassificationLightningModule(**MODEL_ARGS)
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    data_args = {**DATA_ARGS, "batch_size": 2}
+    command = [sys.executable, str(REPO / "tests" / "distributed_run.py"), str(tmp_path), str(data)]
+    command += [str(tmp_path / "weights.pt"), json.dumps(data_args), json.dumps(MODEL_ARGS)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run(command, env=env, timeout=300, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    (single,) = quiet_trainer().validate(model, KineticsDataModule(str(data), **data_args), verbose=False)
+    ddp = json.loads((tmp_path / "val.json").read_text())
+    for name in ("val_loss", "val_acc_top1", "val_acc_top5", "val_video_acc_top1"):
+        assert ddp[name] == pytest.approx(single[name], abs=1e-5), name
+    shares = [json.loads((tmp_path / f"train_rank{rank}.json").read_text()) for rank in (0, 1)]
+    videos = [set(share["video_indices"]) for share in shares]
+    assert len(videos[0]) == len(videos[1]) == 6 and not videos[0] & videos[1]
+    assert videos[0] | videos[1] == set(range(12))
+    assert all(np.isfinite(share["losses"]).all() for share in shares)

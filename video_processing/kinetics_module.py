@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from functools import cached_property
 from pathlib import Path
@@ -197,7 +198,7 @@ def check_clips_fit(infos: list[VideoInfo], clip_duration_s: float, num_frames: 
         raise ValueError(
             f"clip_duration={clip_duration_s} s is longer than every one of {len(infos)} videos sampled from "
             f"{data_path} (the longest lasts {longest_s:.2f} s): pass --data.clip_duration "
-            f"{longest_s:.1f} or less"
+            f"{math.floor(longest_s * 10) / 10} or less"
         )
     most_frames = max(min(info.duration_s, clip_duration_s) * info.fps for info in infos)
     if most_frames < num_frames:

@@ -313,7 +313,9 @@ def test_a_dead_worker_ends_the_loader_with_an_error(tiny_data, monkeypatch, die
     datamodule = KineticsDataModule(str(tiny_data), **{**DATA_ARGS, "num_workers": 1, "loader_timeout_s": 2})
     datamodule.setup("fit")
     start = time.monotonic()
-    with pytest.raises(RuntimeError, match=r"DataLoader worker \(pid"):
+    with pytest.raises(
+        LoaderError, match=r"DataLoader worker \(pid.*a loader worker died.*--data\.num_workers"
+    ):
         next(iter(datamodule.train_dataloader()))
     assert time.monotonic() - start < 30
 

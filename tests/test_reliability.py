@@ -74,7 +74,7 @@ def quiet_trainer(**kwargs) -> Trainer:
     return Trainer(**{**defaults, **kwargs})
 
 
-# --- 2. clear errors before training ------------------------------------------------------------------------
+# --- clear errors before training ------------------------------------------------------------------------
 
 
 def _listed(root: Path, files: dict[str, list[str]]) -> Path:
@@ -162,7 +162,7 @@ def test_a_model_input_the_network_cannot_take_is_refused_with_the_fix(override,
         make_kinetics_resnet(**{"num_classes": 3, "stem_dim_out": 4, **override})
 
 
-# --- 3. resuming --------------------------------------------------------------------------------------------
+# --- resuming --------------------------------------------------------------------------------------------
 
 
 class Preempted(RuntimeError):
@@ -246,7 +246,7 @@ def test_interrupted_fit_resumes_from_last_checkpoint_with_its_step_epoch_optimi
     assert (final["epoch"], final["global_step"]) == (2, total_steps)  # where an uninterrupted run ends
 
 
-# --- 4. determinism -----------------------------------------------------------------------------------------
+# --- determinism -----------------------------------------------------------------------------------------
 
 
 class BatchRecorder(Callback):
@@ -279,7 +279,7 @@ def test_another_seed_gives_other_batches(tiny_data):
     assert not torch.equal(_first_steps(tiny_data, 7, 0).videos[0], _first_steps(tiny_data, 8, 0).videos[0])
 
 
-# --- 5. no hangs --------------------------------------------------------------------------------------------
+# --- no hangs --------------------------------------------------------------------------------------------
 
 
 def _misbehave_in_workers(monkeypatch, action) -> None:
@@ -320,7 +320,7 @@ def test_a_dead_worker_ends_the_loader_with_an_error(tiny_data, monkeypatch, die
     assert time.monotonic() - start < 30
 
 
-# --- 7. damaged bytes ---------------------------------------------------------------------------------------
+# --- damaged bytes ---------------------------------------------------------------------------------------
 
 
 def _truncation_points(data: bytes) -> list[int]:
@@ -375,7 +375,7 @@ def test_damaged_videos_are_decoded_or_skipped_with_a_reason_never_crash_or_hang
     assert all(check_file((str(p), "train", "x", 1.0, 4)).status in ("ok", "unreadable") for p in damaged)
 
 
-# --- 6. distributed -----------------------------------------------------------------------------------------
+# --- distributed -----------------------------------------------------------------------------------------
 
 
 def test_ddp_on_two_processes_agrees_with_one_process_and_splits_the_training_videos(tiny_data, tmp_path):

@@ -80,6 +80,33 @@ def load_dataset(root: str | Path) -> Dataset:
     return Dataset(layout, classes, train, val)
 
 
+def check_splits(dataset: Dataset, root: str | Path) -> None:
+    """Raise LayoutError, naming `root` and the fix, when the splits cannot train and validate a classifier.
+
+    Training needs at least two classes; validation needs videos, of at least two classes, to mean anything.
+    (load_dataset already rejects a training split without videos and validation labels unknown to training.)
+    """
+    train_classes = {r.label for r in dataset.train}
+    if len(train_classes) < 2:
+        names = [dataset.classes[i] for i in sorted(train_classes)]
+        raise LayoutError(
+            f"{root} ({dataset.layout}): the training split has videos of {len(train_classes)} class "
+            f"{names}; a classifier needs at least two. Add videos of other classes to the training split."
+        )
+    if not dataset.val:
+        raise LayoutError(
+            f"{root} ({dataset.layout}) lists no validation videos; add some to the validation split "
+            f"(a few per class are enough); {LAYOUTS_HELP}"
+        )
+    val_classes = {r.label for r in dataset.val}
+    if len(val_classes) < 2:
+        names = [dataset.classes[i] for i in sorted(val_classes)]
+        raise LayoutError(
+            f"{root} ({dataset.layout}): the validation split has videos of one class {names}, so its "
+            "accuracy says nothing. Add validation videos of the other classes."
+        )
+
+
 def _label_index(classes: list[str], label: str, where: str) -> int:
     try:
         return classes.index(label)

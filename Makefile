@@ -23,6 +23,16 @@ test: $(BIN)/activate
 	$(BIN)/pytest tests/
 	VIDEO_PROCESSING_SMOKE=1 $(BIN)/pytest --nbmake notebooks/
 
+# JupyterLab on the project's environment, registered as the "video-classification" kernel.
+lab: $(BIN)/activate
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,lab]"
+	$(BIN)/python -m ipykernel install --user --name video-classification --display-name "Python (video-classification)"
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+# The README's figures in docs/, drawn by the notebooks' own functions.
+figures: $(BIN)/activate
+	$(BIN)/python -m video_processing.figures --out docs
+
 lint: $(BIN)/activate
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from pytorchvideo.models.resnet import create_resnet
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 # Spatial downsampling of the ResNet: stem conv and pool (2 x 2), then three strided stages (2 x 2 x 2).
@@ -27,10 +28,12 @@ def make_kinetics_resnet(
     `model_depth` is 50, 101 or 152. Every width scales with `stem_dim_out`: 64 is the Kinetics model; 8 gives a
     thin variant that trains on a CPU. Input: float (B, 3, num_frames, crop_size, crop_size).
     """
-    if num_frames < 1 or crop_size < SPATIAL_STRIDE:
+    if num_frames < 1:
+        raise ValueError(f"num_frames={num_frames}: the ResNet needs 1 frame or more; pass --data.num_frames 8")
+    if crop_size < SPATIAL_STRIDE:
         raise ValueError(
-            f"the ResNet needs num_frames >= 1 and crop_size >= {SPATIAL_STRIDE}; "
-            f"got num_frames={num_frames}, crop_size={crop_size}"
+            f"crop_size={crop_size}: the ResNet downsamples by {SPATIAL_STRIDE}, so it needs a crop of at "
+            f"least {SPATIAL_STRIDE} pixels; pass --data.crop_size {SPATIAL_STRIDE} or more (Kinetics: 224)"
         )
     side = math.ceil(crop_size / SPATIAL_STRIDE)
     return create_resnet(
@@ -84,6 +87,9 @@ class VideoClassificationLightningModule(pl.LightningModule):
         self.val_acc_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
         self.val_video_acc_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        # a metric, not a logged mean: under DDP ranks hold different numbers of clips and batches, and only
+        # summing (loss x clips) and clips over ranks gives the single-process value
+        self.val_loss = MeanMetric()
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
@@ -114,15 +120,21 @@ class VideoClassificationLightningModule(pl.LightningModule):
         self.val_acc_top5(logits, labels)
         video_logits, video_labels = average_per_video(logits, labels, batch["video_index"])
         self.val_video_acc_top1(video_logits, video_labels)
-        self.log(f"{stage}_loss", F.cross_entropy(logits, labels), batch_size=n, sync_dist=True, prog_bar=True)
+        self.val_loss(F.cross_entropy(logits, labels), weight=n)
+        self.log(f"{stage}_loss", self.val_loss, batch_size=n, prog_bar=True)
         self.log(f"{stage}_acc_top1", self.val_acc_top1, batch_size=n, prog_bar=True)
         self.log(f"{stage}_acc_top5", self.val_acc_top5, batch_size=n)
         self.log(f"{stage}_video_acc_top1", self.val_video_acc_top1, batch_size=len(video_logits))
 
     def _log_skipped(self, stage: str, batch: dict) -> None:
         self.log(
-            f"{stage}_skipped_videos", float(len(batch["skipped"])),
-            on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True, batch_size=1,
+            f"{stage}_skipped_videos",
+            float(len(batch["skipped"])),
+            on_step=False,
+            on_epoch=True,
+            reduce_fx="sum",
+            sync_dist=True,
+            batch_size=1,
         )
 
     def configure_optimizers(self):

@@ -111,8 +111,13 @@ class UniformClipsDataset(Dataset):
             clips = decode_uniform_clips(record.path, self.clip_duration_s, self.num_frames)
         except VideoError as e:
             empty = torch.empty(0, 3, self.num_frames, self.crop_size, self.crop_size)
-            return {"video": empty, "label": torch.empty(0, dtype=torch.long), "video_name": [],
-                    "video_index": torch.empty(0, dtype=torch.long), "skipped": [(e.path, e.reason)]}
+            return {
+                "video": empty,
+                "label": torch.empty(0, dtype=torch.long),
+                "video_name": [],
+                "video_index": torch.empty(0, dtype=torch.long),
+                "skipped": [(e.path, e.reason)],
+            }
         n = len(clips)
         return {
             "video": torch.stack([self.transform(clip) for clip in clips]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from functools import cached_property
 from pathlib import Path
@@ -14,12 +15,16 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from video_processing.datasets import RandomClipDataset, UniformClipsDataset, collate_clips
-from video_processing.layouts import Dataset, load_dataset
+from video_processing.layouts import Dataset, LayoutError, check_splits, load_dataset
 from video_processing.transforms import eval_preset, train_preset
+from video_processing.video import VideoError, VideoInfo, open_video, video_info
 
 logger = logging.getLogger("video_processing")
 
 DEFAULT_DATA_PATH = "data/kinetics"
+
+# Headers read in setup to check that clips fit the videos: enough to catch a wrong unit, quick on Kinetics.
+HEADER_SAMPLE_SIZE = 32
 
 
 def default_data_path() -> str:
@@ -41,7 +46,9 @@ class KineticsDataModule(pl.LightningDataModule):
         min_short_side, max_short_side: training rescales the short side to a random length in this range;
             validation rescales it to `min_short_side`.
         hflip_prob: probability of a horizontal flip in training.
-        loader_timeout_s: seconds a loader may wait for a worker's batch before the run fails (0: forever).
+        loader_timeout_s: seconds a loader may wait for a worker's batch before the run fails with an error
+            (0: forever). A stalled worker (hung storage, a decoder stuck on a damaged file) then ends the run
+            instead of hanging it.
 
     Batches are dicts: video float (B, C, T, H, W), label long (B,), video_name (list of B), video_index long
     (B,), skipped (list of (path, reason) for videos that could not be read).
@@ -58,7 +65,7 @@ class KineticsDataModule(pl.LightningDataModule):
         min_short_side: int = 256,
         max_short_side: int = 320,
         hflip_prob: float = 0.5,
-        loader_timeout_s: float = 0,
+        loader_timeout_s: float = 600,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -76,8 +83,19 @@ class KineticsDataModule(pl.LightningDataModule):
 
     @cached_property
     def dataset(self) -> Dataset:
-        """Both splits and the class list, read from `data_path` (files are listed, not opened)."""
-        return load_dataset(self.data_path)
+        """Both splits and the class list, read from `data_path` (files are listed, not opened).
+
+        Raises LayoutError naming the path and the fix when the data cannot train a classifier.
+        """
+        if not self.data_path.is_dir():
+            raise LayoutError(
+                f"data_path {self.data_path} does not exist. Pass --data.data_path DIR (or set "
+                "KINETICS_DATA_PATH) to a dataset folder; `python -m video_processing.synthetic --out "
+                "data/synthetic` makes a small one."
+            )
+        dataset = load_dataset(self.data_path)
+        check_splits(dataset, self.data_path)
+        return dataset
 
     @property
     def classes(self) -> list[str]:
@@ -88,6 +106,7 @@ class KineticsDataModule(pl.LightningDataModule):
         return len(self.classes)
 
     def setup(self, stage: str | None = None) -> None:
+        check_clips_fit(self._sample_headers(), self.clip_duration, self.num_frames, self.data_path)
         self.train_set = RandomClipDataset(
             self.dataset.train,
             clip_duration_s=self.clip_duration,
@@ -109,6 +128,25 @@ class KineticsDataModule(pl.LightningDataModule):
             transform=eval_preset(crop_size=self.crop_size, short_side=self.min_short_side),
         )
 
+    def _sample_headers(self) -> list[VideoInfo]:
+        """Headers of up to HEADER_SAMPLE_SIZE videos spread over both splits (unreadable ones left out).
+
+        Each file is opened and closed here, in the main process before any loader worker starts, so no open
+        container is ever inherited by a forked worker.
+        """
+        records = self.dataset.train + self.dataset.val
+        infos = []
+        for record in records[:: max(1, len(records) // HEADER_SAMPLE_SIZE)][:HEADER_SAMPLE_SIZE]:
+            try:
+                container = open_video(record.path)
+            except VideoError:
+                continue
+            try:
+                infos.append(video_info(container))
+            finally:
+                container.close()
+        return infos
+
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
 
@@ -125,7 +163,7 @@ class KineticsDataModule(pl.LightningDataModule):
         return self.val_dataloader()
 
     def _loader(self, dataset, *, shuffle: bool, sampler=None) -> DataLoader:
-        return DataLoader(
+        return HintingDataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
@@ -146,3 +184,69 @@ class KineticsDataModule(pl.LightningDataModule):
                 self._warned_paths.add(path)
                 logger.warning("skipped video %s: %s", path, reason)
         return batch
+
+
+def check_clips_fit(infos: list[VideoInfo], clip_duration_s: float, num_frames: int, data_path: Path) -> None:
+    """Raise ValueError, naming the argument and the fix, when no sampled video holds a full clip."""
+    if not infos:
+        raise ValueError(
+            f"none of the videos sampled from {data_path} can be opened; find out why with "
+            f"`python -m video_processing.check_data {data_path}`"
+        )
+    longest_s = max(info.duration_s for info in infos)
+    if clip_duration_s > longest_s:
+        raise ValueError(
+            f"clip_duration={clip_duration_s} s is longer than every one of {len(infos)} videos sampled from "
+            f"{data_path} (the longest lasts {longest_s:.2f} s): pass --data.clip_duration "
+            f"{math.floor(longest_s * 10) / 10} or less"
+        )
+    most_frames = max(min(info.duration_s, clip_duration_s) * info.fps for info in infos)
+    if most_frames < num_frames:
+        raise ValueError(
+            f"num_frames={num_frames} is more than a clip of {clip_duration_s} s holds in any of "
+            f"{len(infos)} videos sampled from {data_path} (at most {most_frames:.0f} frames): lower "
+            "--data.num_frames or raise --data.clip_duration"
+        )
+
+
+class LoaderError(RuntimeError):
+    """A loader worker stalled or died; the message says which and what to change."""
+
+
+class HintingDataLoader(DataLoader):
+    """A DataLoader whose worker timeouts and deaths raise a LoaderError saying what happened and what to do.
+
+    PyTorch raises "DataLoader timed out" or "worker exited unexpectedly", which names neither the setting
+    nor the likely cause.
+    """
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except RuntimeError as e:
+                hint = _loader_failure_hint(str(e), self.timeout)
+                if hint is None:  # an error of the data itself, raised in a worker: keep it as it is
+                    raise
+                raise LoaderError(f"{e}: {hint}") from e
+            yield batch
+
+
+def _loader_failure_hint(message: str, timeout_s: float) -> str | None:
+    if message.startswith("DataLoader timed out"):
+        return (
+            f"no loader worker delivered a batch within loader_timeout_s={timeout_s} s, so a worker "
+            "is stalled (hung storage, or a decoder stuck on a damaged file). If your storage is merely "
+            "slow, raise --data.loader_timeout_s (0 waits forever); find damaged files with "
+            "`python -m video_processing.check_data DATA_PATH`."
+        )
+    if message.startswith("DataLoader worker"):
+        return (
+            "a loader worker died, most often killed for lack of memory (lower --data.num_workers "
+            "or --data.batch_size) or by a decoder crash on a damaged file (find it with "
+            "`python -m video_processing.check_data DATA_PATH`)."
+        )
+    return None

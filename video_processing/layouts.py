@@ -60,9 +60,7 @@ def detect_layout(root: Path) -> str:
         return "kinetics_csv"
     if (root / "train.csv").is_file() and (root / "val.csv").is_file():
         return "pytorchvideo_csv"
-    if all((root / split).is_dir() for split in SPLITS) and any(
-        p.is_dir() for p in (root / "train").iterdir()
-    ):
+    if all((root / split).is_dir() for split in SPLITS) and any(p.is_dir() for p in (root / "train").iterdir()):
         return "class_folders"
     raise LayoutError(f"{root} matches no supported dataset layout; {LAYOUTS_HELP}")
 
@@ -80,6 +78,33 @@ def load_dataset(root: str | Path) -> Dataset:
     if not train:
         raise LayoutError(f"{root} ({layout}) lists no training videos; {LAYOUTS_HELP}")
     return Dataset(layout, classes, train, val)
+
+
+def check_splits(dataset: Dataset, root: str | Path) -> None:
+    """Raise LayoutError, naming `root` and the fix, when the splits cannot train and validate a classifier.
+
+    Training needs at least two classes; validation needs videos, of at least two classes, to mean anything.
+    (load_dataset already rejects a training split without videos and validation labels unknown to training.)
+    """
+    train_classes = {r.label for r in dataset.train}
+    if len(train_classes) < 2:
+        names = [dataset.classes[i] for i in sorted(train_classes)]
+        raise LayoutError(
+            f"{root} ({dataset.layout}): the training split has videos of {len(train_classes)} class "
+            f"{names}; a classifier needs at least two. Add videos of other classes to the training split."
+        )
+    if not dataset.val:
+        raise LayoutError(
+            f"{root} ({dataset.layout}) lists no validation videos; add some to the validation split "
+            f"(a few per class are enough); {LAYOUTS_HELP}"
+        )
+    val_classes = {r.label for r in dataset.val}
+    if len(val_classes) < 2:
+        names = [dataset.classes[i] for i in sorted(val_classes)]
+        raise LayoutError(
+            f"{root} ({dataset.layout}): the validation split has videos of one class {names}, so its "
+            "accuracy says nothing. Add validation videos of the other classes."
+        )
 
 
 def _label_index(classes: list[str], label: str, where: str) -> int:
@@ -108,9 +133,7 @@ def _read_class_folders(root: Path) -> tuple[list[str], list[VideoRecord], list[
         splits[split] = records
     if ignored:
         names = ", ".join(str(p) for p in ignored[:20]) + (" ..." if len(ignored) > 20 else "")
-        logger.warning(
-            "ignored %d files that are not videos (%s): %s", len(ignored), "/".join(VIDEO_EXTENSIONS), names
-        )
+        logger.warning("ignored %d files that are not videos (%s): %s", len(ignored), "/".join(VIDEO_EXTENSIONS), names)
     return classes, splits["train"], splits["val"]
 
 
@@ -149,7 +172,11 @@ def _read_kinetics_csv(root: Path) -> tuple[list[str], list[VideoRecord], list[V
             logger.warning(
                 "%s: %d of %d rows have no clip in %s (videos removed from YouTube or not downloaded); "
                 "training uses the %d present",
-                csv_path, absent, len(rows[split]), root / split, len(records),
+                csv_path,
+                absent,
+                len(rows[split]),
+                root / split,
+                len(records),
             )
         splits[split] = records
     return classes, splits["train"], splits["val"]
@@ -180,7 +207,10 @@ def _read_pytorchvideo_csv(root: Path) -> tuple[list[str], list[VideoRecord], li
         if len(present) < len(entries):
             logger.warning(
                 "%s: %d of %d listed videos are absent; training uses the %d present",
-                root / f"{split}.csv", len(entries) - len(present), len(entries), len(present),
+                root / f"{split}.csv",
+                len(entries) - len(present),
+                len(entries),
+                len(present),
             )
         records[split] = present
     return classes, records["train"], records["val"]

@@ -6,7 +6,7 @@ Each video shows one random polygon over a textured, noisy background. The class
 frame tells the classes apart: a frame of "growing" looks like a frame of "shrinking". The classes are chosen to
 survive a horizontal flip (the train preset flips), so "moving sideways" covers both directions and "spinning"
 both senses. Shapes, colours, sizes, positions, speeds, durations (2-6 s) and frame rates (24-30) are random and
-fixed by the seed.
+fixed by the seed. Frames are square, so that every random crop of the train preset keeps the shape in view.
 """
 
 from __future__ import annotations
@@ -39,16 +39,16 @@ class SizeSpec:
 
 
 SIZES = {
-    "small": SizeSpec(train_per_class=4, val_per_class=2, width=96, height=72, min_duration_s=2, max_duration_s=3),
+    "small": SizeSpec(train_per_class=4, val_per_class=2, width=72, height=72, min_duration_s=2, max_duration_s=3),
     "default": SizeSpec(
-        train_per_class=40, val_per_class=10, width=160, height=120, min_duration_s=2, max_duration_s=6
+        train_per_class=40, val_per_class=10, width=112, height=112, min_duration_s=2, max_duration_s=6
     ),
 }
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """Low-frequency colour texture: random noise upsampled from a coarse grid."""
-    coarse = rng.integers(40, 200, size=(height // 12 + 2, width // 12 + 2, 3), dtype=np.uint8)
+    """Muted low-frequency colour texture: random noise upsampled from a coarse grid."""
+    coarse = rng.integers(70, 170, size=(height // 16 + 2, width // 16 + 2, 3), dtype=np.uint8)
     image = Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC)
     return np.asarray(image, dtype=np.int16)
 
@@ -56,45 +56,52 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
 def _polygon(rng: np.random.Generator) -> np.ndarray:
     """Vertices of an irregular polygon (3-6 corners) around the origin, radius about 1."""
     corners = int(rng.integers(3, 7))
-    angles = np.sort(rng.uniform(0, 2 * math.pi, corners))
-    radii = rng.uniform(0.6, 1.0, corners)
+    angles = (np.arange(corners) + rng.uniform(-0.25, 0.25, corners)) * 2 * math.pi / corners
+    radii = rng.uniform(0.7, 1.0, corners)
     return np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
 
 
-def _trajectory(label: str, rng: np.random.Generator, num_frames: int, width: int, height: int):
-    """Centre (x, y), size and angle of the shape for each frame, for a motion class."""
-    s = np.linspace(0.0, 1.0, num_frames)
-    size = np.full(num_frames, rng.uniform(0.12, 0.2) * height)
-    angle = np.full(num_frames, rng.uniform(0, 2 * math.pi))
-    margin = 0.25 * height
-    x = np.full(num_frames, rng.uniform(margin, width - margin))
-    y = np.full(num_frames, rng.uniform(margin, height - margin))
-    travel = rng.uniform(0.3, 0.5)
+def _trajectory(label: str, rng: np.random.Generator, times: np.ndarray, width: int, height: int):
+    """Centre (x, y), size and angle of the shape at each time (seconds), for a motion class.
+
+    Speeds are per second, so a short clip of a long video still shows the motion. A moving shape leaves the
+    frame and comes back on the other side; a growing or shrinking one restarts every ~3 s.
+    """
+    n = len(times)
+    size = np.full(n, rng.uniform(0.15, 0.22) * height)
+    angle = np.full(n, rng.uniform(0, 2 * math.pi))
+    x = np.full(n, rng.uniform(0.3, 0.7) * width)
+    y = np.full(n, rng.uniform(0.3, 0.7) * height)
+    speed = rng.uniform(0.25, 0.4) * height  # pixels per second
     if label in ("moving_up", "moving_down"):
-        start = rng.uniform(margin, height - margin - travel * height)
-        y = start + travel * height * (s if label == "moving_down" else 1 - s)
+        span = height + 2 * size[0]
+        y = np.mod(y + speed * times * (1 if label == "moving_down" else -1), span) - size[0]
     elif label == "moving_sideways":
-        start = rng.uniform(margin, width - margin - travel * width)
-        x = start + travel * width * (s if rng.random() < 0.5 else 1 - s)
+        span = width + 2 * size[0]
+        x = np.mod(x + speed * times * rng.choice([-1, 1]), span) - size[0]
     elif label in ("growing", "shrinking"):
-        small, large = rng.uniform(0.06, 0.1) * height, rng.uniform(0.22, 0.3) * height
-        size = small + (large - small) * (s if label == "growing" else 1 - s)
+        phase = np.mod(rng.uniform(0, 1) + times / rng.uniform(2.5, 3.5), 1.0)
+        phase = phase if label == "growing" else 1 - phase
+        size = 0.08 * height * (0.45 / 0.08) ** phase  # steady relative growth from 8 % to 45 % of the height
     elif label == "spinning":
-        turns = rng.uniform(0.5, 1.0) * rng.choice([-1, 1])
-        angle = angle + 2 * math.pi * turns * s
+        turns_per_s = rng.uniform(0.3, 0.6) * rng.choice([-1, 1])
+        angle = angle + 2 * math.pi * turns_per_s * times
     else:
         raise ValueError(f"unknown motion class {label!r}; classes are {CLASSES}")
     return x, y, size, angle
 
 
-def render_video(label: str, rng: np.random.Generator, width: int, height: int, num_frames: int) -> np.ndarray:
+def render_video(
+    label: str, rng: np.random.Generator, width: int, height: int, num_frames: int, fps: float
+) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of one video of class `label`."""
     background = _background(rng, width, height)
     shape = _polygon(rng)
-    colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-    noise_std = rng.uniform(4, 12)
+    colour = np.array([rng.integers(0, 60), rng.integers(0, 256), rng.integers(196, 256)])[rng.permutation(3)]
+    noise_std = rng.uniform(3, 8)
+    times = np.arange(num_frames) / fps
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    for t, (x, y, size, angle) in enumerate(zip(*_trajectory(label, rng, num_frames, width, height))):
+    for t, (x, y, size, angle) in enumerate(zip(*_trajectory(label, rng, times, width, height), strict=True)):
         rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
         points = shape @ rotation.T * size + (x, y)
         canvas = Image.new("L", (width, height), 0)
@@ -111,7 +118,7 @@ def _write_one(job: tuple[Path, str, int, SizeSpec]) -> None:
     rng = np.random.default_rng(seed)
     fps = int(rng.integers(24, 31))
     duration = rng.uniform(spec.min_duration_s, spec.max_duration_s)
-    frames = render_video(label, rng, spec.width, spec.height, round(duration * fps))
+    frames = render_video(label, rng, spec.width, spec.height, round(duration * fps), fps)
     tmp = path.with_suffix(".part.mp4")
     write_video(tmp, frames, fps)
     tmp.rename(path)  # a finished name means a finished file, so an interrupted run resumes cleanly

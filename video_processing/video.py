@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -60,6 +60,9 @@ def open_video(path: str | Path) -> av.container.InputContainer:
         container.close()
         raise VideoError(path, "has no video stream")
     stream = container.streams.video[0]
+    if stream.codec_context is None:  # an mp4 cut inside its index lists the stream without its codec
+        container.close()
+        raise VideoError(path, "video stream without decoder parameters (damaged or truncated header)")
     stream.thread_type = "SLICE"
     stream.thread_count = 1
     return container
@@ -98,6 +101,18 @@ def uniform_clip_windows(duration_s: float, clip_duration_s: float) -> list[tupl
     return [(k * clip_duration_s, (k + 1) * clip_duration_s) for k in range(count)]
 
 
+def constant_clip_windows(duration_s: float, clip_duration_s: float, clips_per_video: int) -> list[tuple[float, float]]:
+    """`clips_per_video` evenly spaced clips, as PyTorchVideo's ConstantClipsPerVideoSampler places them.
+
+    Starts are k * (duration - clip) / clips_per_video for k = 0 .. clips_per_video - 1, so clips may overlap
+    and the last clip ends before the video does; in a video shorter than one clip, every clip starts at 0.
+    """
+    if clips_per_video < 1:
+        raise ValueError(f"clips_per_video must be at least 1, got {clips_per_video}")
+    step = max(duration_s - clip_duration_s, 0.0) / clips_per_video
+    return [(k * step, k * step + clip_duration_s) for k in range(clips_per_video)]
+
+
 def subsample_indices(num_available: int, num_frames: int) -> list[int]:
     """Evenly spaced indices keeping `num_frames` of `num_available` frames, first and last included.
 
@@ -110,26 +125,51 @@ def decode_random_clip(
     path: str | Path, clip_duration_s: float, num_frames: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Decode `num_frames` frames from one random window of `clip_duration_s` (uint8, T, C, H, W)."""
-    container = open_video(path)
-    try:
-        window = random_clip_window(video_info(container).duration_s, clip_duration_s, generator)
-        return _decode_windows(container, Path(path), [window], num_frames)[0]
-    except av.error.FFmpegError as e:
-        raise VideoError(path, f"decoding failed ({e})") from None
-    finally:
-        container.close()
+    return _decode_file(
+        path, clip_duration_s, num_frames, lambda duration: [random_clip_window(duration, clip_duration_s, generator)]
+    )[0]
 
 
 def decode_uniform_clips(path: str | Path, clip_duration_s: float, num_frames: int) -> list[torch.Tensor]:
     """Decode every back-to-back clip of `clip_duration_s` of the video (see `uniform_clip_windows`)."""
+    return _decode_file(path, clip_duration_s, num_frames, lambda d: uniform_clip_windows(d, clip_duration_s))
+
+
+def decode_last_clip(path: str | Path, clip_duration_s: float, num_frames: int) -> torch.Tensor:
+    """Decode the last window of `clip_duration_s` the header promises: a truncated download fails here."""
+    return _decode_file(
+        path, clip_duration_s, num_frames, lambda d: [(max(d - clip_duration_s, 0.0), max(d, clip_duration_s))]
+    )[0]
+
+
+def _decode_file(
+    path: str | Path,
+    clip_duration_s: float,
+    num_frames: int,
+    windows_for: Callable[[float], list[tuple[float, float]]],
+) -> list[torch.Tensor]:
+    """Open `path`, place windows by its duration, decode them, close it; every failure is a VideoError."""
     container = open_video(path)
     try:
-        windows = uniform_clip_windows(video_info(container).duration_s, clip_duration_s)
+        windows = windows_for(_usable_duration(path, video_info(container), clip_duration_s))
         return _decode_windows(container, Path(path), windows, num_frames)
     except av.error.FFmpegError as e:
         raise VideoError(path, f"decoding failed ({e})") from None
     finally:
         container.close()
+
+
+def _usable_duration(path: str | Path, info: VideoInfo, clip_duration_s: float) -> float:
+    """The video's duration; VideoError when it covers less than half a clip (too little to show an action).
+
+    A container that states no duration (0) is let through: the frame count decides then.
+    """
+    if 0 < info.duration_s < clip_duration_s / 2:
+        raise VideoError(
+            path,
+            f"too short: {info.duration_s:.2f} s, less than half the clip duration ({clip_duration_s:.2f} s)",
+        )
+    return info.duration_s
 
 
 def _decode_windows(

@@ -1,0 +1,38 @@
+"""Shared fixtures: small self-made videos in a temporary folder, in the class-folder layout."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from video_processing.synthetic import make_dataset
+from video_processing.video import write_video
+
+# Sizes that keep the tests fast on 2 CPU cores: the small set is 96x72.
+SMALL_DATA_KWARGS = dict(clip_duration=1.0, num_frames=4, crop_size=48, min_short_side=56, max_short_side=64)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """The small self-made dataset (6 classes, 4 train + 2 val videos each), made once per test session."""
+    return make_dataset(tmp_path_factory.mktemp("synthetic") / "small", size="small", seed=0, workers=1)
+
+
+@pytest.fixture
+def dataset_copy(small_dataset, tmp_path) -> Path:
+    """A copy of the small dataset that a test may damage."""
+    return Path(shutil.copytree(small_dataset, tmp_path / "data"))
+
+
+def write_clip(path: Path, seconds: float, fps: int = 24, size: tuple[int, int] = (64, 48)) -> Path:
+    """A plain moving-gradient H.264 clip of `seconds` (for tests needing a specific length)."""
+    width, height = size
+    t = np.arange(round(seconds * fps))[:, None, None, None]
+    x = np.arange(width)[None, None, :, None]
+    frames = ((x * 4 + t * 8) % 256).astype(np.uint8) * np.ones((1, height, 1, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, frames, fps)
+    return path

@@ -1,0 +1,125 @@
+import json
+import logging
+
+import pytorch_lightning as pl
+import torch
+
+from tests.conftest import SMALL_DATA_KWARGS, write_clip
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.kinetics_module import KineticsDataModule
+from video_processing.synthetic import CLASSES
+
+
+def _data(path, **kwargs):
+    return KineticsDataModule(str(path), **{**SMALL_DATA_KWARGS, "batch_size": 4, "num_workers": 0, **kwargs})
+
+
+def test_batches_without_a_trainer(small_dataset):
+    dm = _data(small_dataset)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["video"].shape == (4, 3, 4, 48, 48) and batch["video"].dtype == torch.float32
+    assert batch["label"].shape == (4,) and batch["label"].dtype == torch.long
+    assert len(batch["video_name"]) == 4 and batch["video_name"][0].startswith("train/")
+    assert batch["video_index"].dtype == torch.long and batch["skipped"] == []
+    assert len(dm.train_dataloader()) == 6  # 24 videos in batches of 4: a length for the progress bar
+
+
+def test_validation_batches_hold_every_clip_of_whole_videos(small_dataset):
+    dm = _data(small_dataset)
+    dm.setup("validate")
+    batches = list(dm.val_dataloader())
+    assert len(batches) == len(dm.val_dataloader()) == 3
+    indices = torch.cat([b["video_index"] for b in batches])
+    assert sorted(set(indices.tolist())) == list(range(12))  # every validation video, once
+    for batch in batches:  # 2-3 s videos give two 1-s clips each, in the same batch
+        counts = torch.bincount(batch["video_index"])
+        assert set(counts[counts > 0].tolist()) == {2}
+    again = list(dm.val_dataloader())
+    assert all(torch.equal(a["video"], b["video"]) for a, b in zip(batches, again, strict=True))  # deterministic
+
+
+def test_classes_are_sorted_and_shared(small_dataset):
+    dm = _data(small_dataset)
+    assert dm.classes == sorted(CLASSES) and dm.num_classes == len(CLASSES)
+
+
+def _damage(root):
+    """Empty, truncated, text named .mp4 and a 0.2-s clip, among the good training videos."""
+    bad = root / "train" / CLASSES[0]
+    (bad / "empty.mp4").write_bytes(b"")
+    good = next(bad.glob("*.mp4")).read_bytes()
+    (bad / "truncated.mp4").write_bytes(good[: len(good) // 4])
+    (bad / "text.mp4").write_text("just some text, not a video\n" * 10)
+    write_clip(bad / "short.mp4", seconds=0.2)
+    return {"empty.mp4", "truncated.mp4", "text.mp4", "short.mp4"}
+
+
+def test_bad_files_are_skipped_and_named(dataset_copy):
+    bad_names = _damage(dataset_copy)
+    dm = _data(dataset_copy, batch_size=28)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    skipped = {p.rsplit("/", 1)[-1]: reason for p, reason in batch["skipped"]}
+    # every bad file is reported by name (a truncated file may still give a clip from its first part)
+    assert bad_names - {"truncated.mp4"} == set(skipped) - {"truncated.mp4"}
+    assert "empty" in skipped["empty.mp4"] and "too short" in skipped["short.mp4"]
+    assert "not a readable video" in skipped["text.mp4"]
+    assert len(batch["video"]) == 28  # substitutes keep the batch full
+    assert not any(name.rsplit("/", 1)[-1] in bad_names for name in batch["video_name"])
+
+
+class _RecordVideos(pl.Callback):
+    def __init__(self, out):
+        self.out = out
+        self.seen = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen += batch["video_index"].tolist()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        path = self.out / f"rank{trainer.global_rank}_epoch{trainer.current_epoch}.json"
+        path.write_text(json.dumps(self.seen))
+        self.seen = []
+
+
+def test_fit_logs_each_skipped_file_once(dataset_copy, caplog):
+    bad_names = _damage(dataset_copy)
+    dm = _data(dataset_copy, batch_size=8)
+    model = VideoClassificationLightningModule(num_classes=dm.num_classes, stem_dim_out=4, num_frames=4, crop_size=48)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with caplog.at_level(logging.WARNING, logger="video_processing"):
+        trainer.fit(model, dm)
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped video")]
+    for name in bad_names - {"truncated.mp4"}:
+        assert sum(name in w for w in warnings) == 1, warnings
+    assert trainer.callback_metrics["train_skipped_videos"] >= 3
+
+
+def test_ddp_ranks_read_disjoint_videos(small_dataset, tmp_path):
+    dm = _data(small_dataset, batch_size=3)
+    model = VideoClassificationLightningModule(num_classes=dm.num_classes, stem_dim_out=4, num_frames=4, crop_size=48)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_epochs=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[_RecordVideos(tmp_path)],
+    )
+    trainer.fit(model, dm)
+    for epoch in range(2):
+        rank0, rank1 = (set(json.loads((tmp_path / f"rank{r}_epoch{epoch}.json").read_text())) for r in (0, 1))
+        assert not rank0 & rank1
+        assert rank0 | rank1 == set(range(24))

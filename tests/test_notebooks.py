@@ -1,0 +1,60 @@
+"""Notebooks as committed: no outputs, a title, a Colab badge and install cell for the one repository URL."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+REPOSITORY = re.search(r'^Repository = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+
+
+def test_the_four_lessons_are_there():
+    assert [path.name for path in NOTEBOOKS] == [
+        "01_clip_sampling.ipynb",
+        "02_transforms.ipynb",
+        "03_training.ipynb",
+        "04_validation_metrics.ipynb",
+    ]
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda path: path.name)
+def notebook(request):
+    return request.param.name, nbformat.read(request.param, as_version=4)
+
+
+def test_committed_without_outputs(notebook):
+    _, nb = notebook
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:80]
+        assert "widgets" not in cell.metadata
+
+
+def test_opens_with_a_title_and_the_colab_badge(notebook):
+    name, nb = notebook
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    colab = REPOSITORY.replace("https://github.com/", "https://colab.research.google.com/github/")
+    assert f"]({colab}/blob/main/notebooks/{name})" in first.source
+    assert "colab-badge.svg" in first.source
+
+
+def test_install_cell_runs_only_on_colab_and_keeps_its_torch(notebook):
+    _, nb = notebook
+    install = nb.cells[1]
+    assert install.cell_type == "code"
+    assert 'if "google.colab" in sys.modules:' in install.source
+    pip_lines = [line for line in install.source.splitlines() if "%pip install" in line]
+    assert len(pip_lines) == 1 and pip_lines[0].startswith("    ")  # inside the Colab branch
+    assert f'"video-classification @ git+{REPOSITORY}"' in pip_lines[0]
+    assert "-c /tmp/keep_colab_torch.txt" in pip_lines[0]  # pins Colab's torch and torchvision
+
+
+def test_no_other_repository_address(notebook):
+    _, nb = notebook
+    text = "\n".join(cell.source for cell in nb.cells)
+    owners = set(re.findall(r"github(?:\.com)?/([\w.-]+/[\w.-]+)", text))
+    assert owners == {REPOSITORY.removeprefix("https://github.com/")}

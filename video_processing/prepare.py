@@ -91,9 +91,10 @@ def copy_annotations(dataset: Dataset, src: Path, dst: Path) -> None:
     """Write DST's annotation files so that DST loads with the same layout, classes and labels."""
     dst.mkdir(parents=True, exist_ok=True)
     if dataset.layout == "class_folders":  # every class folder, even one whose videos all fail or are absent
-        for class_dir in src.glob("*/*/"):
-            if class_dir.parent.name in SPLITS:
-                (dst / class_dir.relative_to(src)).mkdir(parents=True, exist_ok=True)
+        for split in SPLITS:
+            class_dirs = [d.name for d in (src / split).iterdir() if d.is_dir()]
+            for name in ["", *class_dirs]:
+                (dst / split / name).mkdir(parents=True, exist_ok=True)
     elif dataset.layout == "kinetics_csv":
         shutil.copytree(src / "annotations", dst / "annotations", dirs_exist_ok=True)
     elif dataset.layout == "pytorchvideo_csv":

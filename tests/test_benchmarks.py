@@ -1,0 +1,90 @@
+"""Smoke tests: each benchmark runs at a tiny size and prints its table, so the benchmarks never rot.
+
+They check that the scripts run and report every row, not the figures: speed is measured by running the
+benchmarks themselves (docs/benchmarks.md), never asserted in a test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(script: str, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def row(output: str, *names: str) -> list[float]:
+    """The numbers of the table row that starts with `names` (the columns after the names)."""
+    pattern = r"^" + r"\s+".join(re.escape(n) for n in names) + r"\s+(.*)$"
+    match = re.search(pattern, output, re.MULTILINE)
+    assert match, f"no row {names} in:\n{output}"
+    numbers = match.group(1).split("(")[0].replace("%", "").split()  # up to a trailing shape like (3, 8, ...)
+    return [float(x) for x in numbers if x != "-"]
+
+
+def test_loader_benchmark_prints_every_pipeline_and_the_targets(tmp_path):
+    output = run_benchmark(
+        "loader_throughput.py",
+        "--seconds",
+        "0.2",
+        "--rounds",
+        "1",
+        "--warmup",
+        "1",
+        "--videos",
+        "1",
+        "--duration",
+        "2.2",
+        "--work-dir",
+        str(tmp_path),
+    )
+    for clip_set in ("kinetics", "raw"):
+        for pipeline in ("tutorial", "ours", "decode-only"):
+            timed, clips_per_s, x_tutorial, x_decode, peak, setup = row(output, pipeline, clip_set)[:6]
+            assert timed >= 1 and clips_per_s > 0 and peak >= setup > 0
+        assert row(output, "tutorial", clip_set)[2] == 1.0  # each set's ratios are against its own tutorial row
+    assert row(output, "ours", "prepared")[1] > 0
+    assert "(1, 3, 8, 224, 224)" in output  # ours gives the training clip layout
+    for target in ("ours / tutorial, kinetics clips", "ours / decode-only", "ours on prepared / tutorial on raw"):
+        assert re.search(re.escape(target) + r".*target >= [\d.]+: (met|MISSED)", output), target
+
+
+def test_train_benchmark_prints_fp32_fast_and_loader_rows():
+    output = run_benchmark(
+        "train_throughput.py",
+        "--tiny",
+        "--workers",
+        "1",
+        "--videos",
+        "1",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--compile-warmup",
+        "0",
+        "--peak-tflops",
+        "1",
+    )
+    assert re.search(r"GFLOPs per training clip; peak 1 TFLOP/s", output)
+    fp32 = row(output, "synthetic", "fp32")
+    assert fp32[0] > 0 and fp32[2] == 1.0  # clips/s, ms/step, x fp32
+    assert row(output, "synthetic", "fast", "(bf16+cl3d)")[0] > 0
+    loader = row(output, "loader", "1", "workers", "fast")
+    assert loader[0] > 0 and 0 < loader[-1] < 100  # MFU in percent

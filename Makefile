@@ -29,6 +29,10 @@ lab: $(BIN)/activate
 	$(BIN)/python -m ipykernel install --user --name video-classification --display-name "Python (video-classification)"
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
+# Loader clips/s: the tutorial's pipeline vs ours vs decoding alone, raw vs prepared clips (docs/benchmarks.md).
+benchmark: $(BIN)/activate
+	$(BIN)/python benchmarks/loader_throughput.py
+
 # The README's figures in docs/, drawn by the notebooks' own functions.
 figures: $(BIN)/activate
 	$(BIN)/python -m video_processing.figures --out docs

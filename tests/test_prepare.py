@@ -70,20 +70,14 @@ LAYOUTS = {
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
-        for p in root.rglob("*")
-        if p.is_file()
-    }
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
 
 
 def _read_back(path: Path) -> tuple[int, int, list[float]]:
     """Width, height and keyframe times (s) of a file, read with PyAV."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        times = [
-            float(p.pts * p.time_base) for p in container.demux(stream) if p.is_keyframe and p.pts is not None
-        ]
+        times = [float(p.pts * p.time_base) for p in container.demux(stream) if p.is_keyframe and p.pts is not None]
         return stream.codec_context.width, stream.codec_context.height, times
 
 
@@ -104,9 +98,7 @@ def test_prepare_keeps_layout_and_labels_and_reencodes(tmp_path, source_video, l
     LAYOUTS[layout](src, source_video)
     before = _digests(src)
 
-    failures = prepare_dataset(
-        src, dst, short_side=SHORT_SIDE, keyframe_interval_s=KEYFRAME_INTERVAL_S, workers=2
-    )
+    failures = prepare_dataset(src, dst, short_side=SHORT_SIDE, keyframe_interval_s=KEYFRAME_INTERVAL_S, workers=2)
 
     assert failures == []
     assert _digests(src) == before  # originals untouched

@@ -31,9 +31,7 @@ def test_matches_scaling_the_whole_frame_then_cropping(height, width):
         short_side, top, left = step.get_params(height, width)
         torch.manual_seed(seed)
         fused = step(tv_tensors.Video(clip))
-        reference = F.crop(
-            F.resize(tv_tensors.Video(clip), [short_side], antialias=True), top, left, 224, 224
-        )
+        reference = F.crop(F.resize(tv_tensors.Video(clip), [short_side], antialias=True), top, left, 224, 224)
         assert fused.shape == reference.shape == (2, 3, 224, 224)
         difference = (fused.float() - reference.float()).abs()
         assert difference.max() <= 2, f"seed {seed}: differences up to {difference.max():.0f} grey levels"

@@ -81,9 +81,7 @@ def output_path(src_root: Path, dst_root: Path, video: Path) -> Path:
 
     Videos listed by absolute paths outside SRC (possible in a PyTorchVideo CSV) go under DST/external/.
     """
-    relative = (
-        video.relative_to(src_root) if video.is_relative_to(src_root) else Path("external", *video.parts[1:])
-    )
+    relative = video.relative_to(src_root) if video.is_relative_to(src_root) else Path("external", *video.parts[1:])
     return (dst_root / relative).with_suffix(".mp4")
 
 
@@ -99,9 +97,7 @@ def copy_annotations(dataset: Dataset, src: Path, dst: Path) -> None:
         shutil.copytree(src / "annotations", dst / "annotations", dirs_exist_ok=True)
     elif dataset.layout == "pytorchvideo_csv":
         for split in SPLITS:
-            lines = [
-                f"{output_path(src, dst, r.path).relative_to(dst)} {r.label}" for r in dataset.split(split)
-            ]
+            lines = [f"{output_path(src, dst, r.path).relative_to(dst)} {r.label}" for r in dataset.split(split)]
             (dst / f"{split}.csv").write_text("".join(line + "\n" for line in lines))
 
 
@@ -159,9 +155,7 @@ def write_failures(csv_path: Path, failures: list[tuple[Path, str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="dataset folder in a supported layout (only read)")
     parser.add_argument("dst", help="output folder (created; finished files in it are kept)")
     parser.add_argument("--short-side", type=int, default=256, help="pixels; larger videos are scaled down")

@@ -134,9 +134,7 @@ def print_problems(rows: list[FileCheck]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_path", help="dataset folder in one of the supported layouts")
     parser.add_argument("--report", help="CSV file to write, one row per video")
     parser.add_argument("--workers", type=int, default=8, help="processes probing files")

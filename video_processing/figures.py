@@ -31,7 +31,7 @@ NUM_FRAMES = 8
 def make_video(folder: Path, seed: int) -> Path:
     """A 4 s, 25 fps "growing" video of the self-made dataset, at its default 160x120 size."""
     path = folder / "growing.mp4"
-    write_video(path, render_video("growing", np.random.default_rng(seed), 160, 120, num_frames=100), fps=25)
+    write_video(path, render_video("growing", np.random.default_rng(seed), 160, 120, num_frames=100, fps=25), fps=25)
     return path
 
 
@@ -63,9 +63,7 @@ def write_figures(out: Path, seed: int = 2, dpi: int = 80) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the PNG files")
     parser.add_argument("--seed", type=int, default=2, help="picks the video (2: a clearly visible shape)")
     args = parser.parse_args(argv)

@@ -68,11 +68,11 @@ def _trajectory(label: str, rng: np.random.Generator, times: np.ndarray, width: 
     frame and comes back on the other side; a growing or shrinking one restarts every ~3 s.
     """
     n = len(times)
-    size = np.full(n, rng.uniform(0.15, 0.22) * height)
+    size = np.full(n, rng.uniform(0.2, 0.3) * height)
     angle = np.full(n, rng.uniform(0, 2 * math.pi))
     x = np.full(n, rng.uniform(0.3, 0.7) * width)
     y = np.full(n, rng.uniform(0.3, 0.7) * height)
-    speed = rng.uniform(0.25, 0.4) * height  # pixels per second
+    speed = rng.uniform(0.35, 0.5) * height  # pixels per second
     if label in ("moving_up", "moving_down"):
         span = height + 2 * size[0]
         y = np.mod(y + speed * times * (1 if label == "moving_down" else -1), span) - size[0]
@@ -82,9 +82,9 @@ def _trajectory(label: str, rng: np.random.Generator, times: np.ndarray, width: 
     elif label in ("growing", "shrinking"):
         phase = np.mod(rng.uniform(0, 1) + times / rng.uniform(2.5, 3.5), 1.0)
         phase = phase if label == "growing" else 1 - phase
-        size = 0.08 * height * (0.45 / 0.08) ** phase  # steady relative growth from 8 % to 45 % of the height
+        size = 0.08 * height * (0.5 / 0.08) ** phase  # steady relative growth from 8 % to 50 % of the height
     elif label == "spinning":
-        turns_per_s = rng.uniform(0.3, 0.6) * rng.choice([-1, 1])
+        turns_per_s = rng.uniform(0.4, 0.7) * rng.choice([-1, 1])
         angle = angle + 2 * math.pi * turns_per_s * times
     else:
         raise ValueError(f"unknown motion class {label!r}; classes are {CLASSES}")

@@ -47,15 +47,11 @@ def sampler_windows(
             random_clip_window(duration_s, clip_duration_s, generator) for _ in range(random_draws)
         ],
         "uniform": uniform_clip_windows(duration_s, clip_duration_s),
-        f"constant ({clips_per_video} per video)": constant_clip_windows(
-            duration_s, clip_duration_s, clips_per_video
-        ),
+        f"constant ({clips_per_video} per video)": constant_clip_windows(duration_s, clip_duration_s, clips_per_video),
     }
 
 
-def plot_clip_timeline(
-    duration_s: float, windows_by_duration: dict[float, dict[str, list[Window]]]
-) -> Figure:
+def plot_clip_timeline(duration_s: float, windows_by_duration: dict[float, dict[str, list[Window]]]) -> Figure:
     """One panel per clip duration, one row per sampler, one bar per clip over the video's timeline (grey)."""
     fig = Figure(figsize=(9, 0.6 + 1.9 * len(windows_by_duration)), layout="constrained")
     axes = fig.subplots(len(windows_by_duration), 1, sharex=True, squeeze=False)[:, 0]
@@ -93,9 +89,7 @@ def _as_images(frames: torch.Tensor) -> np.ndarray:
     return images.numpy() if images.dtype == torch.uint8 else images.float().clamp(0, 1).numpy()
 
 
-def plot_frame_grid(
-    frames: torch.Tensor, *, fps: float | None = None, title: str = "", ncols: int = 8
-) -> Figure:
+def plot_frame_grid(frames: torch.Tensor, *, fps: float | None = None, title: str = "", ncols: int = 8) -> Figure:
     """Every frame of a (T, C, H, W) clip (uint8, or float in [0, 1]), labelled with its index (and time)."""
     images = _as_images(frames)
     nrows = -(-len(images) // ncols)
@@ -184,9 +178,7 @@ def plot_transform_steps(results: list[StepResult], *, frames_shown: int = 2, ti
     """One column per step: a few frames of its output on a common pixel scale, with shape and dtype."""
     largest_h = max(r.images.shape[1] for r in results)
     largest_w = max(r.images.shape[2] for r in results)
-    fig = Figure(
-        figsize=(1.75 * len(results), 1.75 * frames_shown * largest_h / largest_w + 1.0), layout="constrained"
-    )
+    fig = Figure(figsize=(1.75 * len(results), 1.75 * frames_shown * largest_h / largest_w + 1.0), layout="constrained")
     axes = fig.subplots(frames_shown, len(results), squeeze=False)
     for column, result in zip(axes.T, results, strict=True):
         for ax, t in zip(column, subsample_indices(len(result.images), frames_shown), strict=True):
@@ -241,9 +233,7 @@ def time_steps(preset: v2.Compose, clip: torch.Tensor, *, repeats: int = 5) -> l
                 start = time.perf_counter()
                 output = step(clip)
                 seconds.append(time.perf_counter() - start)
-            rows.append(
-                (type(step).__name__, describe(output), 1000 * float(np.median(seconds[1:] or seconds)))
-            )
+            rows.append((type(step).__name__, describe(output), 1000 * float(np.median(seconds[1:] or seconds))))
             clip = output
     finally:
         torch.set_num_threads(threads)
@@ -254,10 +244,7 @@ def format_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> st
     """Rows as a fixed-width text table; floats with two decimals."""
     cells = [list(headers)] + [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    ]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -311,9 +298,7 @@ def plot_training_curves(metrics: dict[str, dict[int, float]]) -> Figure:
     return fig
 
 
-def plot_confusion_matrix(
-    matrix: torch.Tensor | np.ndarray, class_names: Sequence[str], *, title: str
-) -> Figure:
+def plot_confusion_matrix(matrix: torch.Tensor | np.ndarray, class_names: Sequence[str], *, title: str) -> Figure:
     """Counts of (true, predicted) class pairs; cells are written out for up to 30 classes."""
     counts = np.asarray(matrix)
     size = min(4 + 0.45 * len(class_names), 16)
@@ -380,9 +365,7 @@ def plot_predictions(
     for k, (row, clip) in enumerate(zip(rows, clips, strict=True)):
         true, guess = int(labels[k]), int(predicted[k])
         images = _as_images(denormalize(clip.cpu(), mean, std).transpose(0, 1))
-        for ax, t in zip(
-            row.subplots(1, frames_shown), subsample_indices(len(images), frames_shown), strict=True
-        ):
+        for ax, t in zip(row.subplots(1, frames_shown), subsample_indices(len(images), frames_shown), strict=True):
             ax.imshow(images[t])
             ax.axis("off")
         row.suptitle(

@@ -64,10 +64,9 @@ class RandomShortSideScaleCrop(torch.nn.Module):
         scale = short_side / min(height, width)
         side = round(self.crop_size / scale)  # the crop's side in source pixels, at most min(height, width)
         src_top, src_left = min(round(top / scale), height - side), min(round(left / scale), width - side)
-        crop = F.resized_crop(
-            # antialias: downscaling large videos without it aliases fine textures
-            video, src_top, src_left, side, side, [self.crop_size, self.crop_size], antialias=True
-        )
+        # antialias: downscaling large videos without it aliases fine textures
+        size = [self.crop_size, self.crop_size]
+        crop = F.resized_crop(video, src_top, src_left, side, side, size, antialias=True)
         return tv_tensors.Video(crop.contiguous())
 
 

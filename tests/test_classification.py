@@ -67,7 +67,7 @@ def test_short_fit_beats_chance(small_dataset, tmp_path):
         crop_size=48,
     )
     trainer = pl.Trainer(
-        max_epochs=12,
+        max_epochs=20,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

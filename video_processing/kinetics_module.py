@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from video_processing.datasets import RandomClipDataset, UniformClipsDataset, collate_clips
 from video_processing.layouts import Dataset, load_dataset
-from video_processing.transforms import eval_preset, train_preset
+from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset, train_preset
 
 logger = logging.getLogger("video_processing")
 
@@ -42,6 +42,8 @@ class KineticsDataModule(pl.LightningDataModule):
             validation rescales it to `min_short_side`.
         hflip_prob: probability of a horizontal flip in training.
         loader_timeout_s: seconds a loader may wait for a worker's batch before the run fails (0: forever).
+        mean, std: per-channel normalization; pretrained weights expect the values they were trained with
+            (configs/finetune_*.yaml set them per backbone).
 
     Batches are dicts: video float (B, C, T, H, W), label long (B,), video_name (list of B), video_index long
     (B,), skipped (list of (path, reason) for videos that could not be read).
@@ -59,6 +61,8 @@ class KineticsDataModule(pl.LightningDataModule):
         max_short_side: int = 320,
         hflip_prob: float = 0.5,
         loader_timeout_s: float = 0,
+        mean: tuple[float, float, float] = KINETICS_MEAN,
+        std: tuple[float, float, float] = KINETICS_STD,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -72,6 +76,8 @@ class KineticsDataModule(pl.LightningDataModule):
         self.max_short_side = max_short_side
         self.hflip_prob = hflip_prob
         self.loader_timeout_s = loader_timeout_s
+        self.mean = tuple(mean)
+        self.std = tuple(std)
         self._warned_paths: set[str] = set()
 
     @cached_property
@@ -98,6 +104,8 @@ class KineticsDataModule(pl.LightningDataModule):
                 min_short_side=self.min_short_side,
                 max_short_side=self.max_short_side,
                 hflip_prob=self.hflip_prob,
+                mean=self.mean,
+                std=self.std,
             ),
         )
         self.val_set = UniformClipsDataset(
@@ -106,7 +114,9 @@ class KineticsDataModule(pl.LightningDataModule):
             num_frames=self.num_frames,
             crop_size=self.crop_size,
             root=self.data_path,
-            transform=eval_preset(crop_size=self.crop_size, short_side=self.min_short_side),
+            transform=eval_preset(
+                crop_size=self.crop_size, short_side=self.min_short_side, mean=self.mean, std=self.std
+            ),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from local_server import serve_directory
+from offline_helpers import serve_directory
 from torchvision.models.video import R2Plus1D_18_Weights
 
 from video_processing import backbones

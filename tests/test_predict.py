@@ -1,15 +1,15 @@
-"""predict: a checkpoint trained here, videos written here, top-k per file, errors as one line per file."""
+"""predict: a checkpoint trained here; mp4 and avi files written here; top-k per file; one-line errors."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from offline_helpers import write_avi
 
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
@@ -24,16 +24,6 @@ MEAN, STD = (0.4, 0.41, 0.42), (0.2, 0.21, 0.22)
 def _frames(seconds: float, fps: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (round(seconds * fps), 48, 64, 3), dtype=np.uint8)
-
-
-def _write_avi(path: Path, frames: np.ndarray, fps: int) -> None:
-    """MPEG-4 Part 2 in AVI, as UCF101 ships: a second container and codec besides write_video's H.264."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for rgb in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, "rgb24")))
-        container.mux(stream.encode())
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +69,7 @@ def checkpoint(tmp_path_factory) -> Path:
 def videos(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("videos")
     write_video(root / "two_seconds.mp4", _frames(2.1, 25, 7), 25)
-    _write_avi(root / "clip.avi", _frames(1.5, 25, 8), 25)
+    write_avi(root / "clip.avi", _frames(1.5, 25, 8), 25)
     (root / "broken.mp4").write_bytes(b"this is not a video" * 100)
     return {
         "mp4": root / "two_seconds.mp4",

@@ -1,4 +1,4 @@
-"""A static HTTP server on 127.0.0.1 for tests of the download code: no test reaches the internet."""
+"""Test helpers: a static HTTP server on 127.0.0.1 (no test reaches the internet) and an AVI writer."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import av
+import numpy as np
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -26,3 +29,13 @@ def serve_directory(root: Path):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def write_avi(path: Path, frames: np.ndarray, fps: int) -> None:
+    """Frames (T, H, W, 3) uint8 as MPEG-4 Part 2 in AVI, the format UCF101 ships."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, "rgb24")))
+        container.mux(stream.encode())

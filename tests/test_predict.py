@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from offline_helpers import write_avi
+from offline_helpers import serve_directory, write_avi
 
+from video_processing import backbones
+from video_processing.backbones import get_backbone, kinetics400_classes
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.predict import load_classifier, main, predict_video
@@ -140,3 +142,17 @@ def test_a_missing_checkpoint_is_one_line(tmp_path, videos, capsys):
     assert main([str(tmp_path / "nothing.ckpt"), str(videos["mp4"])]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nothing.ckpt" in err
+
+
+def test_a_backbone_name_predicts_kinetics_classes_with_its_pretrained_weights(
+    tmp_path, videos, capsys, monkeypatch
+):
+    (tmp_path / "served").mkdir()
+    weights = get_backbone("x3d_xs").build(4, 160).state_dict()
+    torch.save({"model_state": weights}, tmp_path / "served" / "X3D_XS.pyth")
+    with serve_directory(tmp_path / "served") as url:
+        monkeypatch.setitem(backbones.WEIGHT_URLS, "x3d_xs", f"{url}/X3D_XS.pyth")
+        assert main(["x3d_xs", str(videos["mp4"]), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert len(record["top"]) == 5
+    assert {entry["class"] for entry in record["top"]} <= set(kinetics400_classes())

@@ -1,6 +1,7 @@
 """Classify video files with a trained checkpoint: the top-k classes of each whole video.
 
     python -m video_processing.predict CHECKPOINT VIDEO [VIDEO ...] [--top-k 5] [--json]
+    python -m video_processing.predict x3d_xs VIDEO ...     # a backbone's Kinetics-400 weights and names
 
 Each video is cut into back-to-back clips (as validation cuts them), each clip goes through the eval preset,
 and the clips' logits are averaged: the per-video prediction that val_video_acc_top1 measures. The clip
@@ -11,6 +12,7 @@ be read gets a one-line error naming it; the other files are still classified; t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import sys
@@ -19,7 +21,13 @@ from pathlib import Path
 
 import torch
 
-from video_processing.backbones import KINETICS_CLASSES, get_backbone, kinetics400_classes
+from video_processing.backbones import (
+    BACKBONES,
+    KINETICS_CLASSES,
+    Backbone,
+    get_backbone,
+    kinetics400_classes,
+)
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.transforms import eval_preset
@@ -73,6 +81,24 @@ def load_classifier(checkpoint: str | Path, device: str | torch.device = "cpu") 
     return Classifier(module, _class_names(module.hparams), _clip_settings(module.hparams, data_hparams))
 
 
+def pretrained_classifier(backbone: str, device: str | torch.device = "cpu") -> Classifier:
+    """`backbone` with its Kinetics-400 weights (downloaded once): its predictions name Kinetics classes."""
+    entry = get_backbone(backbone)
+    module = VideoClassificationLightningModule(
+        num_classes=KINETICS_CLASSES,
+        class_names=kinetics400_classes(),
+        num_frames=entry.num_frames,
+        crop_size=entry.crop_size,
+        backbone=backbone,
+        pretrained=True,
+    )
+    return Classifier(module.eval().to(device), kinetics400_classes(), _expected_clips(entry))
+
+
+def _expected_clips(entry: Backbone) -> ClipSettings:
+    return ClipSettings(entry.clip_duration_s, entry.short_side, entry.mean, entry.std)
+
+
 def _class_names(hparams) -> list[str]:
     if hparams.get("class_names"):
         return list(hparams["class_names"])
@@ -85,18 +111,11 @@ def _clip_settings(hparams, data_hparams: dict) -> ClipSettings:
     """The data module's settings saved in the checkpoint, else those the backbone's weights expect."""
     if hparams.get("backbone", "resnet") == "resnet":
         signature = inspect.signature(KineticsDataModule).parameters
-        defaults = {
-            name: signature[name].default for name in ("clip_duration", "min_short_side", "mean", "std")
-        }
+        names = ("clip_duration", "min_short_side", "mean", "std")
+        defaults = ClipSettings(*(signature[name].default for name in names))
     else:
-        backbone = get_backbone(hparams["backbone"])
-        defaults = dict(
-            clip_duration=backbone.clip_duration_s,
-            min_short_side=backbone.short_side,
-            mean=backbone.mean,
-            std=backbone.std,
-        )
-    return ClipSettings(**{name: data_hparams.get(name, default) for name, default in defaults.items()})
+        defaults = _expected_clips(get_backbone(hparams["backbone"]))
+    return ClipSettings(**{name: data_hparams.get(name, default) for name, default in vars(defaults).items()})
 
 
 @torch.inference_mode()
@@ -137,14 +156,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("checkpoint", type=Path, help="a .ckpt file written by training")
+    parser.add_argument(
+        "checkpoint", help=f"a .ckpt file written by training, or a backbone name ({', '.join(BACKBONES)})"
+    )
     parser.add_argument("videos", nargs="+", type=Path, help="video files (anything PyAV decodes)")
     parser.add_argument("--top-k", type=int, default=5, help="classes shown per video")
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of text")
     args = parser.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        classifier = load_classifier(args.checkpoint, device)
+        # torch.hub announces a download on stdout: keep stdout for the results (JSON must parse).
+        with contextlib.redirect_stdout(sys.stderr):
+            if args.checkpoint in BACKBONES and not Path(args.checkpoint).exists():
+                classifier = pretrained_classifier(args.checkpoint, device)
+            else:
+                classifier = load_classifier(args.checkpoint, device)
     except Exception as e:  # a missing, truncated or foreign file: one line, not a traceback
         print(f"error: cannot load checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # (metric, panel title, y label) drawn by plot_runs_compared
 COMPARED_METRICS = (
@@ -31,10 +32,11 @@ def plot_runs_compared(runs: Mapping[str, Mapping[str, Mapping[int, float]]]) ->
             epochs = sorted(curve)
             ax.plot(epochs, [curve[e] for e in epochs], marker="o", label=label)
         ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ylabel == "accuracy":
             ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend()
+    fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(runs))
     return fig
 
 

@@ -97,39 +97,30 @@ def _torchvision(builder: Callable[..., nn.Module]) -> Callable[[int, int], nn.M
     return lambda num_frames, crop_size: builder(weights=None, num_classes=KINETICS_CLASSES)
 
 
+def _torchvision_entry(name: str, builder: Callable[..., nn.Module]) -> Backbone:
+    # torchvision's weights: 16 consecutive frames at 15 fps, short side 128, crop 112, their mean and std.
+    return Backbone(
+        name, _torchvision(builder), head="fc", num_frames=16, crop_size=112, short_side=128,
+        clip_duration_s=16 / 15, mean=TORCHVISION_MEAN, std=TORCHVISION_STD,
+    )  # fmt: skip
+
+
 BACKBONES: dict[str, Backbone] = {
     b.name: b
     for b in (
         # The zoo samples 8 frames 8 apart at 30 fps; X3D-XS 4 frames 12 apart, -S 13 x 6, -M 16 x 5.
-        Backbone("slow_r50", _slow_r50, "blocks.5.proj", 8, 224, 256, 64 / 30),
-        Backbone("x3d_xs", _x3d(2.2), "blocks.5.proj", 4, 160, 182, 48 / 30),
-        Backbone("x3d_s", _x3d(2.2), "blocks.5.proj", 13, 160, 182, 78 / 30),
-        Backbone("x3d_m", _x3d(2.2), "blocks.5.proj", 16, 224, 256, 80 / 30),
-        # torchvision's weights: 16 consecutive frames at 15 fps, short side 128, crop 112.
-        Backbone(
-            "r2plus1d_18",
-            _torchvision(tv_video.r2plus1d_18),
-            "fc",
-            16,
-            112,
-            128,
-            16 / 15,
-            TORCHVISION_MEAN,
-            TORCHVISION_STD,
-        ),
-        Backbone(
-            "r3d_18",
-            _torchvision(tv_video.r3d_18),
-            "fc",
-            16,
-            112,
-            128,
-            16 / 15,
-            TORCHVISION_MEAN,
-            TORCHVISION_STD,
-        ),
+        Backbone("slow_r50", _slow_r50, "blocks.5.proj", num_frames=8, crop_size=224, short_side=256,
+                 clip_duration_s=64 / 30),
+        Backbone("x3d_xs", _x3d(2.2), "blocks.5.proj", num_frames=4, crop_size=160, short_side=182,
+                 clip_duration_s=48 / 30),
+        Backbone("x3d_s", _x3d(2.2), "blocks.5.proj", num_frames=13, crop_size=160, short_side=182,
+                 clip_duration_s=78 / 30),
+        Backbone("x3d_m", _x3d(2.2), "blocks.5.proj", num_frames=16, crop_size=224, short_side=256,
+                 clip_duration_s=80 / 30),
+        _torchvision_entry("r2plus1d_18", tv_video.r2plus1d_18),
+        _torchvision_entry("r3d_18", tv_video.r3d_18),
     )
-}
+}  # fmt: skip
 
 
 def get_backbone(name: str) -> Backbone:

@@ -62,7 +62,7 @@ def test_backbone_finetuning_trains_the_head_alone_then_everything():
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(_batches(2, 3), batch_size=None))
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(_batches(1, 3), batch_size=None))
     first, after_frozen, after_unfrozen = snapshots.backbone
     assert torch.equal(first, after_frozen), "the backbone moved while frozen"
     assert not torch.equal(after_frozen, after_unfrozen), "the backbone did not train once unfrozen"

@@ -30,7 +30,7 @@ def _frames(seconds: float, fps: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    """An X3D-XS trained for one step on 3 classes, saved with the data module's settings."""
+    """A thin ResNet trained for one step on 3 classes, saved with the data module's settings."""
     root = tmp_path_factory.mktemp("predict")
     for split in ("train", "val"):
         for i, name in enumerate(CLASSES):
@@ -49,9 +49,9 @@ def checkpoint(tmp_path_factory) -> Path:
         std=STD,
     )
     module = VideoClassificationLightningModule(
-        num_classes=3, class_names=CLASSES, backbone="x3d_xs", num_frames=4, crop_size=32
+        num_classes=3, class_names=CLASSES, stem_dim_out=8, num_frames=4, crop_size=32
     )
-    # Saved as if fine-tuned from pretrained weights: predicting must not download them again.
+    # Saved as if fine-tuned from pretrained weights: loading must not fetch them again (the file has them).
     module.hparams["pretrained"] = True
     trainer = pl.Trainer(
         max_steps=1,

@@ -16,7 +16,7 @@ import contextlib
 import inspect
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -115,7 +115,9 @@ def _clip_settings(hparams, data_hparams: dict) -> ClipSettings:
         defaults = ClipSettings(*(signature[name].default for name in names))
     else:
         defaults = _expected_clips(get_backbone(hparams["backbone"]))
-    return ClipSettings(**{name: data_hparams.get(name, default) for name, default in vars(defaults).items()})
+    return ClipSettings(
+        **{name: data_hparams.get(name, default) for name, default in asdict(defaults).items()}
+    )
 
 
 @torch.inference_mode()
@@ -126,12 +128,10 @@ def predict_video(classifier: Classifier, path: str | Path, top_k: int = 5) -> P
     transform = eval_preset(
         crop_size=hparams.crop_size, short_side=settings.min_short_side, mean=settings.mean, std=settings.std
     )
+    batches = [clips[i : i + CLIPS_PER_BATCH] for i in range(0, len(clips), CLIPS_PER_BATCH)]
     device = classifier.module.device
     logits = torch.cat(
-        [
-            classifier.module(torch.stack([transform(c) for c in clips[i : i + CLIPS_PER_BATCH]]).to(device))
-            for i in range(0, len(clips), CLIPS_PER_BATCH)
-        ]
+        [classifier.module(torch.stack([transform(c) for c in b]).to(device)) for b in batches]
     )
     probabilities = logits.float().mean(0).softmax(0)
     values, indices = probabilities.topk(min(top_k, len(probabilities)))

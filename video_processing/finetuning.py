@@ -47,7 +47,7 @@ class FinetuneRun:
 def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tuple[FinetuneRun, FinetuneRun]:
     """A fine-tuning run of `backbone` and its from-scratch twin, at the input its weights expect.
 
-    Smoke mode shrinks clips to 64 px crops of the small self-made videos, 2 epochs of at most 2 batches.
+    Smoke mode shrinks clips to 64 px crops of the small self-made videos, 2 epochs of 1 batch.
     """
     entry = get_backbone(backbone)
     finetune = FinetuneRun(
@@ -76,7 +76,7 @@ def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tup
             num_workers=0,
             max_epochs=2,
             unfreeze_at_epoch=1,
-            limit_batches=2,
+            limit_batches=1,
         )
     scratch = replace(finetune, name=f"scratch_{backbone}", pretrained=False, unfreeze_at_epoch=None)
     return finetune, scratch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import pytorch_lightning as pl
 import torch
@@ -12,8 +13,10 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-# Spatial downsampling of the ResNet: stem conv and pool (2 x 2), then three strided stages (2 x 2 x 2).
-SPATIAL_STRIDE = 32
+from video_processing.backbones import SPATIAL_STRIDE, build_backbone, get_backbone, split_head
+
+# The final projection of create_resnet's model: blocks are the stem, four stages, then the head.
+RESNET_HEAD = "blocks.5.proj"
 
 
 def make_kinetics_resnet(
@@ -22,12 +25,22 @@ def make_kinetics_resnet(
     stem_dim_out: int = 64,
     num_frames: int = 8,
     crop_size: int = 224,
+    pretrained: bool = False,
 ) -> nn.Module:
     """PyTorchVideo's 3D ResNet ("slow" pathway) with a head pooled over exactly (num_frames, crop, crop).
 
     `model_depth` is 50, 101 or 152. Every width scales with `stem_dim_out`: 64 is the Kinetics model; 8 gives a
     thin variant that trains on a CPU. Input: float (B, 3, num_frames, crop_size, crop_size).
+    `pretrained` loads the Kinetics-400 weights of PyTorchVideo's slow_r50 (depth 50, width 64, whose stem has
+    a temporal kernel of 1 where this from-scratch model's has 3), with a new final projection unless
+    num_classes is 400.
     """
+    if pretrained:
+        if (model_depth, stem_dim_out) != (50, 64):
+            raise ValueError(
+                f"pretrained weights exist for model_depth=50, stem_dim_out=64 only; got {model_depth}, {stem_dim_out}"
+            )
+        return build_backbone("slow_r50", num_classes, num_frames=num_frames, crop_size=crop_size, pretrained=True)
     if num_frames < 1:
         raise ValueError(f"num_frames={num_frames}: the ResNet needs 1 frame or more; pass --data.num_frames 8")
     if crop_size < SPATIAL_STRIDE:
@@ -48,7 +61,13 @@ def make_kinetics_resnet(
 
 
 class VideoClassificationLightningModule(pl.LightningModule):
-    """A Kinetics ResNet trained with cross-entropy and Adam (cosine learning-rate decay over the run).
+    """A video classifier trained with cross-entropy and Adam (cosine learning-rate decay over the run).
+
+    `backbone` is "resnet" (`make_kinetics_resnet`, sized by model_depth and stem_dim_out) or a name of
+    `backbones.BACKBONES`; `pretrained` starts it from Kinetics-400 weights. The network is split into
+    `self.backbone` and `self.head` (its final projection, for num_classes), so Lightning's
+    `BackboneFinetuning` callback can train the head alone for the first epochs: only trainable parameters
+    reach the optimizer.
 
     Logs train_loss, val_loss, val_acc_top1, val_acc_top5 (per clip) and val_video_acc_top1 (clip logits
     averaged per video), per epoch. `class_names` is kept in the checkpoint so predictions can print names.
@@ -70,6 +89,8 @@ class VideoClassificationLightningModule(pl.LightningModule):
         stem_dim_out: int = 64,
         num_frames: int = 8,
         crop_size: int = 224,
+        backbone: str = "resnet",
+        pretrained: bool = False,
         channels_last: bool = False,
         compile: bool = False,
     ):
@@ -77,7 +98,17 @@ class VideoClassificationLightningModule(pl.LightningModule):
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class_names for num_classes={num_classes}")
         self.save_hyperparameters()
-        self.model = make_kinetics_resnet(num_classes, model_depth, stem_dim_out, num_frames, crop_size)
+        if backbone == "resnet":
+            network = make_kinetics_resnet(num_classes, model_depth, stem_dim_out, num_frames, crop_size, pretrained)
+            head = RESNET_HEAD
+        else:
+            network = build_backbone(
+                backbone, num_classes, num_frames=num_frames, crop_size=crop_size, pretrained=pretrained
+            )
+            head = get_backbone(backbone).head
+        # self.model stays the whole network; the backbone and head properties name its two parts.
+        backbone_net, head_net = split_head(network, head)
+        self.model = nn.Sequential(OrderedDict(backbone=backbone_net, head=head_net))
         if channels_last:
             self.model.to(memory_format=torch.channels_last_3d)
         if compile:
@@ -90,6 +121,16 @@ class VideoClassificationLightningModule(pl.LightningModule):
         # a metric, not a logged mean: under DDP ranks hold different numbers of clips and batches, and only
         # summing (loss x clips) and clips over ranks gives the single-process value
         self.val_loss = MeanMetric()
+
+    @property
+    def backbone(self) -> nn.Module:
+        """Every layer but the final projection."""
+        return self.model.backbone
+
+    @property
+    def head(self) -> nn.Linear:
+        """The final projection to num_classes logits."""
+        return self.model.head
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
@@ -138,7 +179,9 @@ class VideoClassificationLightningModule(pl.LightningModule):
         )
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        # A frozen backbone stays out: BackboneFinetuning adds it as a parameter group when it unfreezes it.
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         total_steps = self.trainer.estimated_stepping_batches
         if not math.isfinite(total_steps):  # no max_epochs nor max_steps: keep the rate constant
             return optimizer

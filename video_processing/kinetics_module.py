@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from video_processing.datasets import RandomClipDataset, UniformClipsDataset, collate_clips
 from video_processing.layouts import Dataset, LayoutError, check_splits, load_dataset
-from video_processing.transforms import eval_preset, train_preset
+from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset, train_preset
 from video_processing.video import VideoError, VideoInfo, open_video, video_info
 
 logger = logging.getLogger("video_processing")
@@ -49,6 +49,8 @@ class KineticsDataModule(pl.LightningDataModule):
         loader_timeout_s: seconds a loader may wait for a worker's batch before the run fails with an error
             (0: forever). A stalled worker (hung storage, a decoder stuck on a damaged file) then ends the run
             instead of hanging it.
+        mean, std: per-channel normalization; pretrained weights expect the values they were trained with
+            (configs/finetune_*.yaml set them per backbone).
 
     Batches are dicts: video float (B, C, T, H, W), label long (B,), video_name (list of B), video_index long
     (B,), skipped (list of (path, reason) for videos that could not be read).
@@ -66,6 +68,8 @@ class KineticsDataModule(pl.LightningDataModule):
         max_short_side: int = 320,
         hflip_prob: float = 0.5,
         loader_timeout_s: float = 600,
+        mean: tuple[float, float, float] = KINETICS_MEAN,
+        std: tuple[float, float, float] = KINETICS_STD,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -79,6 +83,8 @@ class KineticsDataModule(pl.LightningDataModule):
         self.max_short_side = max_short_side
         self.hflip_prob = hflip_prob
         self.loader_timeout_s = loader_timeout_s
+        self.mean = tuple(mean)
+        self.std = tuple(std)
         self._warned_paths: set[str] = set()
 
     @cached_property
@@ -117,6 +123,8 @@ class KineticsDataModule(pl.LightningDataModule):
                 min_short_side=self.min_short_side,
                 max_short_side=self.max_short_side,
                 hflip_prob=self.hflip_prob,
+                mean=self.mean,
+                std=self.std,
             ),
         )
         self.val_set = UniformClipsDataset(
@@ -125,7 +133,9 @@ class KineticsDataModule(pl.LightningDataModule):
             num_frames=self.num_frames,
             crop_size=self.crop_size,
             root=self.data_path,
-            transform=eval_preset(crop_size=self.crop_size, short_side=self.min_short_side),
+            transform=eval_preset(
+                crop_size=self.crop_size, short_side=self.min_short_side, mean=self.mean, std=self.std
+            ),
         )
 
     def _sample_headers(self) -> list[VideoInfo]:

@@ -75,7 +75,7 @@ class RunSize:
 # (what `make demo` trains; tests/test_notebook.py checks that they agree).
 _THIN = dict(clip_duration_s=1.5, num_frames=8, crop_size=64, min_short_side=64, max_short_side=80, stem_dim_out=8)
 SMOKE = RunSize("notebook_smoke", **_THIN, batch_size=8, num_workers=0, max_epochs=2, lr=3e-3, limit_batches=4)
-CPU = RunSize("notebook_cpu", **_THIN, batch_size=8, num_workers=2, max_epochs=8, lr=3e-3)
+CPU = RunSize("notebook_cpu", **_THIN, batch_size=8, num_workers=2, max_epochs=30, lr=5e-3)
 # The Kinetics model: ResNet-50 at full width, 8 frames of 2 s clips, 224 px crops of a 256-320 px short side.
 GPU = RunSize(
     "notebook_gpu",

@@ -1,0 +1,148 @@
+"""Backbone registry, pretrained weights through torch.hub's cache (served on 127.0.0.1), Kinetics names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from offline_helpers import serve_directory
+from torchvision.models.video import R2Plus1D_18_Weights
+
+from video_processing import backbones
+from video_processing.backbones import (
+    BACKBONES,
+    PretrainedWeightsError,
+    build_backbone,
+    get_backbone,
+    kinetics400_classes,
+    load_pretrained_state,
+    split_head,
+)
+from video_processing.classification import make_kinetics_resnet
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch) -> Path:
+    """An empty torch.hub cache for the test."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch"
+
+
+def _serve_as_zoo_file(model: torch.nn.Module, served: Path, file_name: str) -> None:
+    served.mkdir(exist_ok=True)
+    # The zoo's files are training checkpoints; "epoch" stands for their other entries.
+    torch.save({"model_state": model.state_dict(), "epoch": 200}, served / file_name)
+
+
+def _assert_same_weights(model: torch.nn.Module, reference: torch.nn.Module, skip: str = "\0") -> None:
+    reference_state = reference.state_dict()
+    compared = 0
+    for name, tensor in model.state_dict().items():
+        if not name.startswith(skip):
+            torch.testing.assert_close(tensor, reference_state[name], rtol=0, atol=0, msg=name)
+            compared += 1
+    assert compared > 10
+
+
+def test_zoo_weights_load_through_the_hub_cache_and_a_new_head(tmp_path, torch_home, monkeypatch):
+    reference = get_backbone("x3d_xs").build(4, 64)
+    _serve_as_zoo_file(reference, tmp_path / "served", "X3D_XS.pyth")
+    with serve_directory(tmp_path / "served") as url:
+        monkeypatch.setitem(backbones.WEIGHT_URLS, "x3d_xs", f"{url}/X3D_XS.pyth")
+        model = build_backbone("x3d_xs", 10, num_frames=4, crop_size=64, pretrained=True)
+    _assert_same_weights(model, reference, skip="blocks.5.proj")
+    assert model.blocks[5].proj.out_features == 10
+    assert (torch_home / "hub" / "checkpoints" / "X3D_XS.pyth").is_file()
+    # The server is gone: a second load must come from the cache.
+    again = build_backbone("x3d_xs", 400, num_frames=4, crop_size=64, pretrained=True)
+    _assert_same_weights(again, reference)
+
+
+def test_make_kinetics_resnet_pretrained_loads_slow_r50(tmp_path, torch_home, monkeypatch):
+    reference = get_backbone("slow_r50").build(8, 64)
+    _serve_as_zoo_file(reference, tmp_path / "served", "SLOW_8x8_R50.pyth")
+    with serve_directory(tmp_path / "served") as url:
+        monkeypatch.setitem(backbones.WEIGHT_URLS, "slow_r50", f"{url}/SLOW_8x8_R50.pyth")
+        model = make_kinetics_resnet(num_classes=400, num_frames=8, crop_size=64, pretrained=True)
+    _assert_same_weights(model, reference)
+
+
+def test_plain_state_dicts_load_as_they_are(tmp_path, torch_home, monkeypatch):
+    (tmp_path / "served").mkdir()
+    state = {"fc.weight": torch.randn(400, 512)}
+    torch.save(state, tmp_path / "served" / "r2plus1d_18.pth")  # torchvision's format: no "model_state"
+    with serve_directory(tmp_path / "served") as url:
+        monkeypatch.setitem(backbones.WEIGHT_URLS, "r2plus1d_18", f"{url}/r2plus1d_18.pth")
+        loaded = load_pretrained_state("r2plus1d_18")
+    torch.testing.assert_close(loaded["fc.weight"], state["fc.weight"])
+
+
+def test_unreachable_weights_give_an_error_naming_the_url(tmp_path, torch_home, monkeypatch):
+    with serve_directory(tmp_path) as url:
+        pass  # a port that just closed: the download is refused
+    monkeypatch.setitem(backbones.WEIGHT_URLS, "x3d_xs", f"{url}/X3D_XS.pyth")
+    with pytest.raises(PretrainedWeightsError, match=f"{url}/X3D_XS.pyth.*pretrained=False"):
+        build_backbone("x3d_xs", num_frames=4, crop_size=64, pretrained=True)
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path, torch_home, monkeypatch):
+    _serve_as_zoo_file(torch.nn.Linear(3, 3), tmp_path / "served", "X3D_XS.pyth")
+    with serve_directory(tmp_path / "served") as url:
+        monkeypatch.setitem(backbones.WEIGHT_URLS, "x3d_xs", f"{url}/X3D_XS.pyth")
+        with pytest.raises(PretrainedWeightsError, match="do not fit"):
+            build_backbone("x3d_xs", num_frames=4, crop_size=64, pretrained=True)
+
+
+def test_unknown_backbone_lists_the_known_ones():
+    with pytest.raises(ValueError, match="x3d_xs"):
+        get_backbone("resnet9000")
+
+
+def test_every_backbone_has_a_weight_url():
+    assert set(backbones.WEIGHT_URLS) == set(BACKBONES)
+
+
+@pytest.mark.parametrize("name", ["x3d_xs", "r2plus1d_18"])
+def test_head_of_the_backbone_features_equals_the_model(name):
+    torch.manual_seed(0)
+    model = build_backbone(name, 6, num_frames=4, crop_size=32).eval()
+    clip = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        logits = model(clip)
+        backbone, head = split_head(model, get_backbone(name).head)
+        split_logits = head(backbone(clip))
+    assert logits.shape == (2, 6)
+    torch.testing.assert_close(split_logits, logits, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS.glob("finetune_*.yaml")), ids=lambda p: p.stem)
+def test_finetuning_configs_feed_the_input_the_weights_expect(config):
+    settings = yaml.safe_load(config.read_text())
+    backbone = get_backbone(settings["model"]["backbone"])
+    data = settings["data"]
+    assert config.stem == f"finetune_{backbone.name}"
+    assert settings["model"]["pretrained"] is True
+    assert (data["num_frames"], data["crop_size"], data["min_short_side"]) == (
+        backbone.num_frames,
+        backbone.crop_size,
+        backbone.short_side,
+    )
+    assert data["clip_duration"] == pytest.approx(backbone.clip_duration_s, abs=1e-3)
+    assert tuple(data["mean"]) == backbone.mean and tuple(data["std"]) == backbone.std
+
+
+def test_three_finetuning_configs_exist():
+    assert len(list(CONFIGS.glob("finetune_*.yaml"))) >= 3
+
+
+def test_kinetics400_classes_are_the_400_sorted_labels():
+    names = kinetics400_classes()
+    assert len(names) == 400 and len(set(names)) == 400
+    assert names == sorted(names)
+    assert {"abseiling", "zumba", "playing guitar", "passing American football (in game)"} <= set(names)
+    # torchvision's video weights carry the same list, in the same class-index order.
+    assert names == R2Plus1D_18_Weights.KINETICS400_V1.meta["categories"]

@@ -1,0 +1,111 @@
+"""Fine-tuning: the backbone/head split under Lightning's BackboneFinetuning, and the fine-tuning configs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import BackboneFinetuning, Callback
+
+from video_processing.__main__ import main
+from video_processing.backbones import get_backbone
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.finetuning import build_data, build_trainer, finetune_runs
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("finetune_*.yaml"))
+
+
+def _batches(count: int, num_classes: int) -> list[dict]:
+    generator = torch.Generator().manual_seed(0)
+    return [
+        {
+            "video": torch.randn(4, 3, 4, 32, 32, generator=generator),
+            "label": torch.randint(num_classes, (4,), generator=generator),
+            "video_name": [f"v{i}" for i in range(4)],
+            "video_index": torch.arange(4),
+            "skipped": [],
+        }
+        for _ in range(count)
+    ]
+
+
+class _Snapshots(Callback):
+    """A backbone conv weight and the head weight after every training epoch."""
+
+    def __init__(self):
+        self.backbone: list[torch.Tensor] = []
+        self.head: list[torch.Tensor] = []
+
+    def on_fit_start(self, trainer, pl_module):
+        self._record(pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._record(pl_module)
+
+    def _record(self, pl_module):
+        self.backbone.append(pl_module.backbone.blocks[0].conv.conv_t.weight.detach().clone())
+        self.head.append(pl_module.head.weight.detach().clone())
+
+
+def test_backbone_finetuning_trains_the_head_alone_then_everything():
+    module = VideoClassificationLightningModule(num_classes=3, backbone="x3d_xs", num_frames=4, crop_size=32)
+    snapshots = _Snapshots()
+    trainer = pl.Trainer(
+        max_epochs=2,
+        callbacks=[BackboneFinetuning(unfreeze_backbone_at_epoch=1, train_bn=False), snapshots],
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(_batches(1, 3), batch_size=None))
+    first, after_frozen, after_unfrozen = snapshots.backbone
+    assert torch.equal(first, after_frozen), "the backbone moved while frozen"
+    assert not torch.equal(after_frozen, after_unfrozen), "the backbone did not train once unfrozen"
+    assert not torch.equal(snapshots.head[0], snapshots.head[1]), "the head did not train"
+    assert len(trainer.optimizers[0].param_groups) == 2  # the head's, then the backbone's
+
+
+def test_default_module_is_the_from_scratch_resnet_split_in_two():
+    module = VideoClassificationLightningModule(num_classes=3, stem_dim_out=8, num_frames=4, crop_size=32)
+    assert module.hparams.backbone == "resnet" and module.hparams.pretrained is False
+    assert module.head.out_features == 3
+    assert not any(isinstance(m, torch.nn.Linear) for m in module.backbone.modules())
+    assert module(torch.randn(2, 3, 4, 32, 32)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_the_command_line_accepts_the_finetuning_configs(config, capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["video_processing"])  # not pytest's own arguments
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "BackboneFinetuning" in printed and f"backbone: {config.stem.removeprefix('finetune_')}" in printed
+
+
+def test_finetune_and_scratch_runs_differ_only_in_weights_and_freezing(tmp_path):
+    finetune, scratch = finetune_runs("r2plus1d_18", smoke=False)
+    entry = get_backbone("r2plus1d_18")
+    assert (finetune.num_frames, finetune.crop_size, finetune.min_short_side) == (16, 112, entry.short_side)
+    assert finetune.pretrained and not scratch.pretrained
+    assert finetune.unfreeze_at_epoch == 2 and scratch.unfreeze_at_epoch is None
+    assert replace(scratch, name=finetune.name, pretrained=True, unfreeze_at_epoch=2) == finetune
+    data = build_data(tmp_path, finetune)
+    assert (data.mean, data.std) == (entry.mean, entry.std)
+    callbacks = {
+        run.name: [type(c) for c in build_trainer(run, tmp_path).callbacks] for run in (finetune, scratch)
+    }
+    assert (
+        BackboneFinetuning in callbacks[finetune.name] and BackboneFinetuning not in callbacks[scratch.name]
+    )
+
+
+def test_smoke_runs_are_small():
+    finetune, _ = finetune_runs("x3d_xs", smoke=True, pretrained=False)
+    assert not finetune.pretrained and finetune.unfreeze_at_epoch < finetune.max_epochs <= 2
+    assert finetune.crop_size == 64 and finetune.limit_batches == 1 and finetune.num_workers == 0

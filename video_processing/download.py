@@ -1,0 +1,184 @@
+"""Download a small public action dataset and arrange it in the class-folder layout.
+
+    python -m video_processing.download ucf101-subset --out data/ucf101_subset [--url URL] [--sha256 HEX]
+
+The archive is downloaded once into <out>/.downloads/ with a progress bar, its sha256 is checked, and every
+video named in UCF101's convention, v_<Class>_g<group>_c<clip>.avi, is written to <out>/train/<Class>/ or
+<out>/val/<Class>/. The split follows UCF101's official split 1 (groups 1-7 are its test list): all clips of a
+group (one actor and scene) land in the same split, so validation never sees a training group's scene. Any
+split the archive itself carries is ignored for that reason.
+
+A dataset whose sha256 is not pinned in ARCHIVES is downloaded but not extracted: the error gives the file's
+sha256, to be checked and passed with --sha256 (or pinned in ARCHIVES).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import re
+import shutil
+import sys
+import tarfile
+import urllib.parse
+import urllib.request
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from tqdm import tqdm
+
+logger = logging.getLogger("video_processing")
+
+UCF101_NAME = re.compile(r"v_(?P<label>[A-Za-z0-9]+)_g(?P<group>\d+)_c(?P<clip>\d+)\.avi")
+# UCF101's official split 1 tests on groups 1-7 and trains on groups 8-25.
+VAL_GROUPS = frozenset(range(1, 8))
+CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class RemoteArchive:
+    """Where a dataset archive lives and the sha256 it must have (None: not pinned yet)."""
+
+    url: str
+    sha256: str | None
+    about: str
+
+
+ARCHIVES: dict[str, RemoteArchive] = {
+    "ucf101-subset": RemoteArchive(
+        url="https://huggingface.co/datasets/sayakpaul/ucf101-subset/resolve/main/UCF101_subset.tar.gz",
+        # To pin: download once, check the file against its source, then write its sha256 here.
+        sha256=None,
+        about="10 UCF101 classes, a few hundred clips (the subset used by Hugging Face's video tutorial)",
+    ),
+}
+
+
+class ChecksumError(RuntimeError):
+    """The downloaded archive's sha256 is not the expected one, or none is known."""
+
+
+def download(url: str, destination: Path) -> Path:
+    """Fetch `url` to `destination` with a progress bar, unless it is there already."""
+    if destination.is_file():
+        logger.info("using the archive downloaded before: %s", destination)
+        return destination
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    with urllib.request.urlopen(url) as response, open(partial, "wb") as out:
+        total = int(response.headers.get("Content-Length", 0)) or None
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name) as bar:
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                bar.update(len(chunk))
+    partial.rename(destination)  # a finished name means a finished download
+    return destination
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected: str | None) -> None:
+    """Raise ChecksumError unless `path` has sha256 `expected`: a wrong file is deleted, an unchecked kept."""
+    actual = sha256_of(path)
+    if expected is None:
+        raise ChecksumError(
+            f"no sha256 is pinned for {path.name}, whose sha256 is {actual}. Check it against the source, "
+            f"then rerun with --sha256 {actual} (the download is kept)."
+        )
+    if actual != expected.lower():
+        path.unlink()
+        raise ChecksumError(
+            f"{path.name}: sha256 {actual} differs from the expected {expected}: the download is corrupt or "
+            "the file changed at its source. It was deleted; rerun to download it again."
+        )
+
+
+def _archive_files(archive: Path) -> Iterator[tuple[str, Callable[[], IO[bytes]]]]:
+    """(name, opener) of every regular file in a tar (any compression) or zip archive."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for info in z.infolist():
+                if not info.is_dir():
+                    yield info.filename, lambda info=info: z.open(info)
+    else:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                if member.isfile():
+                    yield member.name, lambda member=member: tar.extractfile(member)
+
+
+def extract_ucf101(archive: Path, out: Path) -> Counter:
+    """Write the archive's UCF101-named videos to out/{train,val}/<Class>/, split by group; count per split.
+
+    Destination paths are built from the matched file name only, so no archive path can escape `out`.
+    """
+    counts: Counter = Counter()
+    for name, opener in _archive_files(archive):
+        match = UCF101_NAME.fullmatch(Path(name).name)
+        if match is None:
+            continue
+        split = "val" if int(match["group"]) in VAL_GROUPS else "train"
+        target = out / split / match["label"] / match.group(0)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with opener() as source, open(target, "wb") as destination:
+            shutil.copyfileobj(source, destination)
+        counts[split, match["label"]] += 1
+    if not counts:
+        raise ValueError(f"{archive} holds no video named like UCF101's v_<Class>_g<group>_c<clip>.avi")
+    return counts
+
+
+def summarize(counts: Counter) -> str:
+    """One line per class: training and validation clips; warns about a class missing from a split."""
+    labels = sorted({label for _, label in counts})
+    lines = [f"{'class':<24}{'train':>7}{'val':>7}"]
+    for label in labels:
+        train, val = counts["train", label], counts["val", label]
+        lines.append(f"{label:<24}{train:>7}{val:>7}")
+        if not train or not val:
+            logger.warning("class %s has no %s clips", label, "training" if not train else "validation")
+    return "\n".join(lines)
+
+
+def prepare(name: str, out: Path, url: str | None = None, sha256: str | None = None) -> Counter:
+    """Download dataset `name` (or `url`), verify it, and extract it under `out`; clip counts per split."""
+    remote = ARCHIVES[name]
+    url = url or remote.url
+    archive = download(url, out / ".downloads" / Path(urllib.parse.urlparse(url).path).name)
+    verify(archive, sha256 or remote.sha256)
+    return extract_ucf101(archive, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    datasets_help = "; ".join(f"{name}: {remote.about}" for name, remote in ARCHIVES.items())
+    parser.add_argument("dataset", choices=sorted(ARCHIVES), help=datasets_help)
+    parser.add_argument("--out", type=Path, required=True, help="folder to write train/ and val/ into")
+    parser.add_argument("--url", help="download from this mirror instead")
+    parser.add_argument("--sha256", help="expected sha256 of the archive, for an unpinned dataset or a mirror")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        counts = prepare(args.dataset, args.out, args.url, args.sha256)
+    # OSError covers network errors (URLError); TarError and BadZipFile a truncated archive.
+    except (ChecksumError, ValueError, OSError, tarfile.TarError, zipfile.BadZipFile) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(summarize(counts))
+    print(f"dataset ready: {args.out} (train/ and val/ in the class-folder layout)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

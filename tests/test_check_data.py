@@ -78,9 +78,7 @@ def mixed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     write_video(dirs["train", "cat"] / "good_1.mp4", _frames(30, 64, 48, seed=1), FPS)
     _encode(dirs["train", "cat"] / "portrait.mp4", _frames(2 * FPS, 48, 64), codec="libx264")
     # x264 needs even sides in 4:2:0; 4:4:4 takes the odd 97 x 71
-    _encode(
-        dirs["train", "cat"] / "odd_size.mp4", _frames(2 * FPS, 97, 71), codec="libx264", pix_fmt="yuv444p"
-    )
+    _encode(dirs["train", "cat"] / "odd_size.mp4", _frames(2 * FPS, 97, 71), codec="libx264", pix_fmt="yuv444p")
     _encode(dirs["train", "cat"] / "with_audio.mp4", two_s, codec="libx264", audio=True)
     _encode(dirs["train", "dog"] / "vp9.webm", two_s, codec="libvpx-vp9")
     _encode(dirs["train", "dog"] / "mpeg4.avi", two_s, codec="mpeg4")
@@ -91,9 +89,7 @@ def mixed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     (dirs["train", "dog"] / "empty.mp4").touch()
     (dirs["train", "dog"] / "text.mp4").write_text("404 Not Found\n")
     _truncate(dirs["train", "cat"] / "good_0.mp4", dirs["train", "dog"] / "truncated.mp4", 0.5)
-    faststart = _encode(
-        root / "faststart.mp4", two_s, codec="libx264", container_options={"movflags": "faststart"}
-    )
+    faststart = _encode(root / "faststart.mp4", two_s, codec="libx264", container_options={"movflags": "faststart"})
     _truncate(faststart, dirs["train", "cat"] / "truncated_faststart.mp4", 0.4)
     _cut_in_index(dirs["train", "cat"] / "with_audio.mp4", dirs["train", "dog"] / "cut_in_index.mp4")
     write_video(dirs["val", "dog"] / "short.mp4", _frames(3, 64, 48), FPS)

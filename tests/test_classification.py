@@ -2,13 +2,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from tests.conftest import SMALL_DATA_KWARGS
 from video_processing.classification import (
     VideoClassificationLightningModule,
     average_per_video,
     make_kinetics_resnet,
 )
 from video_processing.kinetics_module import KineticsDataModule
+from video_processing.synthetic import make_dataset
 
 
 @pytest.mark.parametrize(("num_frames", "crop_size"), [(8, 224), (4, 64), (16, 112), (3, 50)])
@@ -54,27 +54,34 @@ def test_seed_train_example_constructs(monkeypatch, tmp_path):
     assert trainer is not None
 
 
-def test_short_fit_beats_chance(small_dataset, tmp_path):
-    """A few CPU epochs on the small self-made set learn the motion classes well above chance (1/6)."""
+def test_short_fit_beats_chance(tmp_path_factory):
+    """A short CPU fit (the demo's sizes) on the medium self-made set learns the motion classes: at least twice
+    chance (1/6) on the validation videos. Seeded and single-process, so the run repeats exactly."""
+    data_path = make_dataset(tmp_path_factory.mktemp("medium"), size="medium", seed=0, workers=1)
     pl.seed_everything(0, workers=True)
-    dm = KineticsDataModule(str(small_dataset), **{**SMALL_DATA_KWARGS, "batch_size": 4, "num_workers": 0})
+    dm = KineticsDataModule(
+        str(data_path),
+        clip_duration=1.5,
+        num_frames=8,
+        crop_size=64,
+        min_short_side=64,
+        max_short_side=80,
+        batch_size=8,
+        num_workers=0,
+    )
     model = VideoClassificationLightningModule(
-        num_classes=dm.num_classes,
-        class_names=dm.classes,
-        lr=3e-3,
-        stem_dim_out=8,
-        num_frames=4,
-        crop_size=48,
+        num_classes=dm.num_classes, class_names=dm.classes, lr=5e-3, stem_dim_out=8, num_frames=8, crop_size=64
     )
     trainer = pl.Trainer(
-        max_epochs=20,
+        max_epochs=15,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        default_root_dir=tmp_path,
+        default_root_dir=tmp_path_factory.mktemp("fit"),
     )
     trainer.fit(model, dm)
     metrics = trainer.validate(model, dm, verbose=False)[0]
-    assert metrics["val_acc_top1"] >= 0.5
+    print(f"validation after 15 epochs: {metrics}")
+    assert metrics["val_acc_top1"] >= 2 / 6
     assert model.hparams.class_names == dm.classes

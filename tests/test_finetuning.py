@@ -97,12 +97,8 @@ def test_finetune_and_scratch_runs_differ_only_in_weights_and_freezing(tmp_path)
     assert replace(scratch, name=finetune.name, pretrained=True, unfreeze_at_epoch=2) == finetune
     data = build_data(tmp_path, finetune)
     assert (data.mean, data.std) == (entry.mean, entry.std)
-    callbacks = {
-        run.name: [type(c) for c in build_trainer(run, tmp_path).callbacks] for run in (finetune, scratch)
-    }
-    assert (
-        BackboneFinetuning in callbacks[finetune.name] and BackboneFinetuning not in callbacks[scratch.name]
-    )
+    callbacks = {run.name: [type(c) for c in build_trainer(run, tmp_path).callbacks] for run in (finetune, scratch)}
+    assert BackboneFinetuning in callbacks[finetune.name] and BackboneFinetuning not in callbacks[scratch.name]
 
 
 def test_smoke_runs_are_small():

@@ -43,6 +43,4 @@ def test_top_k_bars_have_the_probabilities_most_probable_on_top():
     np.testing.assert_allclose([patch.get_width() for patch in bars.patches], [0.7, 0.2, 0.05])
     assert [label.get_text() for label in bars.get_yticklabels()] == [name for name, _ in top]
     assert bars.yaxis_inverted()
-    np.testing.assert_array_equal(
-        frame_axes[0].get_images()[0].get_array(), frames[0].permute(1, 2, 0).numpy()
-    )
+    np.testing.assert_array_equal(frame_axes[0].get_images()[0].get_array(), frames[0].permute(1, 2, 0).numpy())

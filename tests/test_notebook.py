@@ -12,9 +12,7 @@ from video_processing.notebook import CPU, GPU, SMOKE, RunSize
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(
-    "value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("", False)]
-)
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("", False)])
 def test_smoke_mode_reads_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv("VIDEO_PROCESSING_SMOKE", value)
     assert notebook.smoke_mode() is expected

@@ -144,9 +144,7 @@ def test_a_missing_checkpoint_is_one_line(tmp_path, videos, capsys):
     assert err.count("\n") == 1 and "nothing.ckpt" in err
 
 
-def test_a_backbone_name_predicts_kinetics_classes_with_its_pretrained_weights(
-    tmp_path, videos, capsys, monkeypatch
-):
+def test_a_backbone_name_predicts_kinetics_classes_with_its_pretrained_weights(tmp_path, videos, capsys, monkeypatch):
     (tmp_path / "served").mkdir()
     weights = get_backbone("x3d_xs").build(4, 160).state_dict()
     torch.save({"model_state": weights}, tmp_path / "served" / "X3D_XS.pyth")

@@ -39,9 +39,7 @@ DATA_ARGS = dict(
     min_short_side=40,
     max_short_side=48,
 )
-MODEL_ARGS = dict(
-    num_classes=len(CLASSES), class_names=list(CLASSES), stem_dim_out=4, num_frames=4, crop_size=32
-)
+MODEL_ARGS = dict(num_classes=len(CLASSES), class_names=list(CLASSES), stem_dim_out=4, num_frames=4, crop_size=32)
 
 
 def write_tiny_dataset(root: Path, train_per_class: int = 4, val_per_class: int = 2) -> Path:
@@ -138,9 +136,7 @@ def _open_files() -> int:
     ],
     ids=["clip-too-long", "too-many-frames"],
 )
-def test_clips_that_fit_no_video_are_refused_in_setup_without_leaving_files_open(
-    tiny_data, override, message
-):
+def test_clips_that_fit_no_video_are_refused_in_setup_without_leaving_files_open(tiny_data, override, message):
     datamodule = KineticsDataModule(str(tiny_data), **{**DATA_ARGS, **override})
     open_before = _open_files()
     with pytest.raises(ValueError, match=message):
@@ -188,9 +184,7 @@ class FirstStepRecorder(Callback):
         self.global_step, self.epoch = trainer.global_step, trainer.current_epoch
         self.lr = optimizer.param_groups[0]["lr"]
         self.scheduler_step = trainer.lr_scheduler_configs[0].scheduler.last_epoch
-        self.adam_state = {
-            k: v.clone() for k, v in optimizer.state[optimizer.param_groups[0]["params"][0]].items()
-        }
+        self.adam_state = {k: v.clone() for k, v in optimizer.state[optimizer.param_groups[0]["params"][0]].items()}
 
 
 def _fit_cli(config: Path, data: Path, callback: Callback, ckpt_path: str | None = None) -> None:
@@ -313,9 +307,7 @@ def test_a_dead_worker_ends_the_loader_with_an_error(tiny_data, monkeypatch, die
     datamodule = KineticsDataModule(str(tiny_data), **{**DATA_ARGS, "num_workers": 1, "loader_timeout_s": 2})
     datamodule.setup("fit")
     start = time.monotonic()
-    with pytest.raises(
-        LoaderError, match=r"DataLoader worker \(pid.*a loader worker died.*--data\.num_workers"
-    ):
+    with pytest.raises(LoaderError, match=r"DataLoader worker \(pid.*a loader worker died.*--data\.num_workers"):
         next(iter(datamodule.train_dataloader()))
     assert time.monotonic() - start < 30
 

@@ -96,9 +96,7 @@ def test_transform_steps_titles_give_shapes_and_dtypes(clip):
 
 
 def test_augmentation_draws_show_the_crop(clip):
-    fig = vz.plot_augmentation_draws(
-        train_preset(crop_size=32, min_short_side=36, max_short_side=40), clip, draws=3
-    )
+    fig = vz.plot_augmentation_draws(train_preset(crop_size=32, min_short_side=36, max_short_side=40), clip, draws=3)
     assert len(fig.axes) == 4
     assert [ax.images[0].get_array().shape[:2] for ax in fig.axes[1:]] == [(32, 32)] * 3
 

@@ -232,7 +232,7 @@ def test_interrupted_fit_resumes_from_last_checkpoint_with_its_step_epoch_optimi
     assert (resumed.global_step, resumed.epoch) == (4, 1)
     assert resumed.scheduler_step == 4
     total_steps = 6
-    assert resumed.lr == pytest.approx(0.003 * (1 + np.cos(np.pi * 4 / total_steps)) / 2)
+    assert resumed.lr == pytest.approx(config["model"]["lr"] * (1 + np.cos(np.pi * 4 / total_steps)) / 2)
     saved_adam = saved["optimizer_states"][0]["state"][0]
     assert float(resumed.adam_state["step"]) == 4
     assert torch.equal(resumed.adam_state["exp_avg"], saved_adam["exp_avg"])

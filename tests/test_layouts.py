@@ -38,9 +38,9 @@ def _kinetics_copy(small_dataset, tmp_path, labels):
         with open(root / "annotations" / csv_name, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
-            for class_name, label in zip(sorted(CLASSES), labels, strict=True):
+            for class_index, (class_name, label) in enumerate(zip(sorted(CLASSES), labels, strict=True)):
                 for i, video in enumerate(sorted((small_dataset / split / class_name).iterdir())):
-                    youtube_id = f"{class_name[:4]}{i}-x_Y"
+                    youtube_id = f"c{class_index}v{i}-x_Y"
                     writer.writerow([label, youtube_id, 10 * i, 10 * i + 10, split])
                     shutil.copy(video, root / split / kinetics_clip_name(youtube_id, 10 * i, 10 * i + 10))
     return root
@@ -49,7 +49,7 @@ def _kinetics_copy(small_dataset, tmp_path, labels):
 def test_kinetics_release_layout(small_dataset, tmp_path, caplog):
     labels = [*KINETICS_LABELS, COMMA_LABEL, "zumba"]
     root = _kinetics_copy(small_dataset, tmp_path, labels)
-    (root / "train" / kinetics_clip_name("spin0-x_Y", 0, 10)).unlink()  # a video gone from YouTube
+    (root / "train" / kinetics_clip_name("c5v0-x_Y", 0, 10)).unlink()  # a video gone from YouTube
     with caplog.at_level(logging.WARNING):
         dataset = load_dataset(root)
     assert dataset.layout == "kinetics_csv"
@@ -57,8 +57,8 @@ def test_kinetics_release_layout(small_dataset, tmp_path, caplog):
     assert COMMA_LABEL in dataset.classes
     assert len(dataset.train) == 4 * len(CLASSES) - 1
     assert "1 of 24 rows have no clip" in caplog.text
-    by_prefix = {name[:4]: label for name, label in zip(sorted(CLASSES), labels, strict=True)}
-    assert all(dataset.classes[r.label] == by_prefix[r.path.name[:4]] for r in dataset.train + dataset.val)
+    # each clip keeps the label of its row: the class index is in its youtube id (c<index>v<i>-x_Y)
+    assert all(dataset.classes[r.label] == labels[int(r.path.name[1])] for r in dataset.train + dataset.val)
 
 
 def test_kinetics_unknown_validation_label(small_dataset, tmp_path):

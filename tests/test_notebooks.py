@@ -11,12 +11,13 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 REPOSITORY = re.search(r'^Repository = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
 
 
-def test_the_four_lessons_are_there():
+def test_the_five_lessons_are_there():
     assert [path.name for path in NOTEBOOKS] == [
         "01_clip_sampling.ipynb",
         "02_transforms.ipynb",
         "03_training.ipynb",
         "04_validation_metrics.ipynb",
+        "05_finetuning_and_inference.ipynb",
     ]
 
 

@@ -19,6 +19,7 @@ from pytorch_lightning.loggers import CSVLogger
 from video_processing.backbones import get_backbone
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
+from video_processing.notebook import build_data_module
 
 
 @dataclass(frozen=True)
@@ -85,18 +86,7 @@ def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tup
 def build_data(data_path: str | Path, run: FinetuneRun) -> KineticsDataModule:
     """The data module for `run`, normalized as the backbone's pretrained weights expect."""
     entry = get_backbone(run.backbone)
-    return KineticsDataModule(
-        data_path=str(data_path),
-        clip_duration=run.clip_duration_s,
-        batch_size=run.batch_size,
-        num_workers=run.num_workers,
-        num_frames=run.num_frames,
-        crop_size=run.crop_size,
-        min_short_side=run.min_short_side,
-        max_short_side=run.max_short_side,
-        mean=entry.mean,
-        std=entry.std,
-    )
+    return build_data_module(data_path, run, mean=entry.mean, std=entry.std)
 
 
 def build_model(data: KineticsDataModule, run: FinetuneRun) -> VideoClassificationLightningModule:

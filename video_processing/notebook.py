@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 import torch
@@ -20,6 +21,10 @@ from pytorch_lightning.loggers import CSVLogger
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import make_dataset
+from video_processing.transforms import KINETICS_MEAN, KINETICS_STD
+
+if TYPE_CHECKING:
+    from video_processing.finetuning import FinetuneRun
 
 SMOKE_ENV = "VIDEO_PROCESSING_SMOKE"
 
@@ -97,8 +102,14 @@ def run_size(*, smoke: bool, cuda: bool) -> RunSize:
     return SMOKE if smoke else GPU if cuda else CPU
 
 
-def build_data_module(data_path: str | Path, run: RunSize) -> KineticsDataModule:
-    """The data module for `run`'s clip, frame and crop sizes."""
+def build_data_module(
+    data_path: str | Path,
+    run: RunSize | FinetuneRun,
+    *,
+    mean: tuple[float, float, float] = KINETICS_MEAN,
+    std: tuple[float, float, float] = KINETICS_STD,
+) -> KineticsDataModule:
+    """The data module for `run`'s clip, frame and crop sizes, normalized with `mean` and `std`."""
     return KineticsDataModule(
         data_path=str(data_path),
         clip_duration=run.clip_duration_s,
@@ -108,6 +119,8 @@ def build_data_module(data_path: str | Path, run: RunSize) -> KineticsDataModule
         crop_size=run.crop_size,
         min_short_side=run.min_short_side,
         max_short_side=run.max_short_side,
+        mean=mean,
+        std=std,
     )
 
 

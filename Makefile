@@ -20,8 +20,8 @@ demo: $(BIN)/activate $(DATA)
 
 test: $(BIN)/activate
 	$(BIN)/ruff check .
-	$(BIN)/pytest tests/
-	VIDEO_PROCESSING_SMOKE=1 $(BIN)/pytest --nbmake notebooks/
+	$(BIN)/pytest tests/ --durations=15
+	VIDEO_PROCESSING_SMOKE=1 $(BIN)/pytest --nbmake notebooks/ --durations=0
 
 # JupyterLab on the project's environment, registered as the "video-classification" kernel.
 lab: $(BIN)/activate

@@ -78,7 +78,6 @@ def test_short_fit_beats_chance(tmp_path_factory):
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        limit_val_batches=0,  # validate once, at the end
         default_root_dir=tmp_path_factory.mktemp("fit"),
     )
     trainer.fit(model, dm)

@@ -9,6 +9,11 @@ from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import CLASSES
 
+# Training only, nothing written or printed: what the loader does is what these tests look at.
+QUIET_TRAINING = dict(
+    limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+)
+
 
 def _data(path, **kwargs):
     return KineticsDataModule(str(path), **{**SMALL_DATA_KWARGS, "batch_size": 4, "num_workers": 0, **kwargs})
@@ -87,14 +92,7 @@ def test_fit_logs_each_skipped_file_once(dataset_copy, caplog):
     bad_names = _damage(dataset_copy)
     dm = _data(dataset_copy, batch_size=8)
     model = VideoClassificationLightningModule(num_classes=dm.num_classes, stem_dim_out=4, num_frames=4, crop_size=48)
-    trainer = pl.Trainer(
-        max_epochs=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = pl.Trainer(max_epochs=2, **QUIET_TRAINING)
     with caplog.at_level(logging.WARNING, logger="video_processing"):
         trainer.fit(model, dm)
     warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped video")]
@@ -111,12 +109,8 @@ def test_ddp_ranks_read_disjoint_videos(small_dataset, tmp_path):
         devices=2,
         strategy="ddp_spawn",
         max_epochs=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[_RecordVideos(tmp_path)],
+        **QUIET_TRAINING,
     )
     trainer.fit(model, dm)
     for epoch in range(2):

@@ -1,12 +1,13 @@
 """A self-made dataset of motion classes, written as real H.264 mp4 files in the class-folder layout.
 
-    python -m video_processing.synthetic --out data/synthetic [--size small|default] [--seed 0]
+    python -m video_processing.synthetic --out data/synthetic [--size small|medium|default] [--seed 0]
 
 Each video shows one random polygon over a textured, noisy background. The class is the motion, so no single
 frame tells the classes apart: a frame of "growing" looks like a frame of "shrinking". The classes are chosen to
 survive a horizontal flip (the train preset flips), so "moving sideways" covers both directions and "spinning"
 both senses. Shapes, colours, sizes, positions, speeds, durations (2-6 s) and frame rates (24-30) are random and
-fixed by the seed. Frames are square, so that every random crop of the train preset keeps the shape in view.
+fixed by the seed: the rendered frames exactly, the H.264 bytes nearly (x264 here is not bit-exact from run to
+run). Frames are square, so that every random crop of the train preset keeps the shape in view.
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ def make_dataset(out: str | Path, size: str = "default", seed: int = 0, workers:
                 video_seed = _seed(seed, split, class_index, i)
                 if not path.exists():
                     jobs.append((path, label, video_seed, spec))
+    if not jobs:  # every video is there already
+        return out
     with Pool(workers) as pool:
         for _ in tqdm(pool.imap_unordered(_write_one, jobs), total=len(jobs), desc=f"writing {out}", unit="video"):
             pass

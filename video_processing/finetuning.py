@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import BackboneFinetuning, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.callbacks import BackboneFinetuning
 
 from video_processing.backbones import get_backbone
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.notebook import build_data_module
+from video_processing.notebook import build_trainer as build_notebook_trainer
 
 
 @dataclass(frozen=True)
@@ -103,21 +103,11 @@ def build_model(data: KineticsDataModule, run: FinetuneRun) -> VideoClassificati
 
 
 def build_trainer(run: FinetuneRun, logs_dir: str | Path, precision: str = "32-true") -> pl.Trainer:
-    """A Trainer logging to logs_dir/run.name/version_N/metrics.csv, keeping the best and last checkpoints,
-    with BackboneFinetuning when the run freezes its backbone at first."""
-    callbacks = [ModelCheckpoint(monitor="val_acc_top1", mode="max", save_last=True)]
+    """The notebooks' Trainer (`notebook.build_trainer`), with BackboneFinetuning when the run freezes its
+    backbone at first."""
+    callbacks = []
     if run.unfreeze_at_epoch is not None:
         # train_bn=False: frozen batch norms keep their pretrained statistics, and no gradient has to flow
         # through the frozen backbone, so the head-only epochs cost little more than inference.
         callbacks.append(BackboneFinetuning(unfreeze_backbone_at_epoch=run.unfreeze_at_epoch, train_bn=False))
-    return pl.Trainer(
-        accelerator="auto",
-        devices=1,
-        precision=precision,
-        max_epochs=run.max_epochs,
-        limit_train_batches=run.limit_batches,
-        limit_val_batches=run.limit_batches,
-        logger=CSVLogger(str(logs_dir), name=run.name),
-        callbacks=callbacks,
-        log_every_n_steps=1,
-    )
+    return build_notebook_trainer(run, logs_dir, precision=precision, callbacks=callbacks)

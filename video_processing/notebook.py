@@ -8,6 +8,7 @@ on a CPU.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -146,18 +147,27 @@ def precision_for_device() -> str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
 
 
-def build_trainer(run: RunSize, logs_dir: str | Path) -> pl.Trainer:
+def build_trainer(
+    run: RunSize | FinetuneRun,
+    logs_dir: str | Path,
+    *,
+    precision: str | None = None,
+    callbacks: Sequence[pl.Callback] = (),
+) -> pl.Trainer:
     """Trainer on whatever accelerator there is, logging to logs_dir/run.name/version_N/metrics.csv and
-    keeping the best (validation top-1) and the last checkpoint in that folder's checkpoints/."""
+    keeping the best (validation top-1) and the last checkpoint in that folder's checkpoints/.
+
+    `precision` defaults to the device's best (`precision_for_device`); `callbacks` are added to the checkpoint.
+    """
     return pl.Trainer(
         accelerator="auto",
         devices=1,
-        precision=precision_for_device(),
+        precision=precision or precision_for_device(),
         max_epochs=run.max_epochs,
         limit_train_batches=run.limit_batches,
         limit_val_batches=run.limit_batches,
         logger=CSVLogger(str(logs_dir), name=run.name),
-        callbacks=[ModelCheckpoint(monitor="val_acc_top1", mode="max", save_last=True)],
+        callbacks=[ModelCheckpoint(monitor="val_acc_top1", mode="max", save_last=True), *callbacks],
         log_every_n_steps=1,
         enable_progress_bar=True,
     )

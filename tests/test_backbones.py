@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,6 @@ import yaml
 from offline_helpers import serve_directory
 from torchvision.models.video import R2Plus1D_18_Weights
 
-from video_processing import backbones
 from video_processing.backbones import (
     BACKBONES,
     PretrainedWeightsError,
@@ -21,6 +22,7 @@ from video_processing.backbones import (
     split_head,
 )
 from video_processing.classification import make_kinetics_resnet
+from video_processing.kinetics_module import KineticsDataModule
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -30,6 +32,11 @@ def torch_home(tmp_path, monkeypatch) -> Path:
     """An empty torch.hub cache for the test."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     return tmp_path / "torch"
+
+
+def _mirror(monkeypatch, name: str, url: str) -> None:
+    """Point the registry entry `name` at `url`."""
+    monkeypatch.setitem(BACKBONES, name, dataclasses.replace(BACKBONES[name], weights_url=url))
 
 
 def _serve_as_zoo_file(model: torch.nn.Module, served: Path, file_name: str) -> None:
@@ -52,7 +59,7 @@ def test_zoo_weights_load_through_the_hub_cache_and_a_new_head(tmp_path, torch_h
     reference = get_backbone("x3d_xs").build(4, 64)
     _serve_as_zoo_file(reference, tmp_path / "served", "X3D_XS.pyth")
     with serve_directory(tmp_path / "served") as url:
-        monkeypatch.setitem(backbones.WEIGHT_URLS, "x3d_xs", f"{url}/X3D_XS.pyth")
+        _mirror(monkeypatch, "x3d_xs", f"{url}/X3D_XS.pyth")
         model = build_backbone("x3d_xs", 10, num_frames=4, crop_size=64, pretrained=True)
     _assert_same_weights(model, reference, skip="blocks.5.proj")
     assert model.blocks[5].proj.out_features == 10
@@ -66,7 +73,7 @@ def test_make_kinetics_resnet_pretrained_loads_slow_r50(tmp_path, torch_home, mo
     reference = get_backbone("slow_r50").build(8, 64)
     _serve_as_zoo_file(reference, tmp_path / "served", "SLOW_8x8_R50.pyth")
     with serve_directory(tmp_path / "served") as url:
-        monkeypatch.setitem(backbones.WEIGHT_URLS, "slow_r50", f"{url}/SLOW_8x8_R50.pyth")
+        _mirror(monkeypatch, "slow_r50", f"{url}/SLOW_8x8_R50.pyth")
         model = make_kinetics_resnet(num_classes=400, num_frames=8, crop_size=64, pretrained=True)
     _assert_same_weights(model, reference)
 
@@ -76,7 +83,7 @@ def test_plain_state_dicts_load_as_they_are(tmp_path, torch_home, monkeypatch):
     state = {"fc.weight": torch.randn(400, 512)}
     torch.save(state, tmp_path / "served" / "r2plus1d_18.pth")  # torchvision's format: no "model_state"
     with serve_directory(tmp_path / "served") as url:
-        monkeypatch.setitem(backbones.WEIGHT_URLS, "r2plus1d_18", f"{url}/r2plus1d_18.pth")
+        _mirror(monkeypatch, "r2plus1d_18", f"{url}/r2plus1d_18.pth")
         loaded = load_pretrained_state("r2plus1d_18")
     torch.testing.assert_close(loaded["fc.weight"], state["fc.weight"])
 
@@ -84,7 +91,7 @@ def test_plain_state_dicts_load_as_they_are(tmp_path, torch_home, monkeypatch):
 def test_unreachable_weights_give_an_error_naming_the_url(tmp_path, torch_home, monkeypatch):
     with serve_directory(tmp_path) as url:
         pass  # a port that just closed: the download is refused
-    monkeypatch.setitem(backbones.WEIGHT_URLS, "x3d_xs", f"{url}/X3D_XS.pyth")
+    _mirror(monkeypatch, "x3d_xs", f"{url}/X3D_XS.pyth")
     with pytest.raises(PretrainedWeightsError, match=f"{url}/X3D_XS.pyth.*pretrained=False"):
         build_backbone("x3d_xs", num_frames=4, crop_size=64, pretrained=True)
 
@@ -92,7 +99,7 @@ def test_unreachable_weights_give_an_error_naming_the_url(tmp_path, torch_home, 
 def test_weights_of_another_architecture_are_refused(tmp_path, torch_home, monkeypatch):
     _serve_as_zoo_file(torch.nn.Linear(3, 3), tmp_path / "served", "X3D_XS.pyth")
     with serve_directory(tmp_path / "served") as url:
-        monkeypatch.setitem(backbones.WEIGHT_URLS, "x3d_xs", f"{url}/X3D_XS.pyth")
+        _mirror(monkeypatch, "x3d_xs", f"{url}/X3D_XS.pyth")
         with pytest.raises(PretrainedWeightsError, match="do not fit"):
             build_backbone("x3d_xs", num_frames=4, crop_size=64, pretrained=True)
 
@@ -102,8 +109,37 @@ def test_unknown_backbone_lists_the_known_ones():
         get_backbone("resnet9000")
 
 
-def test_every_backbone_has_a_weight_url():
-    assert set(backbones.WEIGHT_URLS) == set(BACKBONES)
+def test_every_pretrained_backbone_has_a_weight_url_and_resnet_none():
+    assert {name for name, entry in BACKBONES.items() if entry.weights_url is None} == {"resnet"}
+    with pytest.raises(PretrainedWeightsError, match="resnet has no pretrained weights.*slow_r50"):
+        build_backbone("resnet", num_frames=4, crop_size=32, pretrained=True)
+
+
+def test_weights_url_argument_downloads_from_a_mirror(tmp_path, torch_home):
+    reference = get_backbone("x3d_xs").build(4, 64)
+    _serve_as_zoo_file(reference, tmp_path / "served", "mirror_X3D_XS.pyth")
+    with serve_directory(tmp_path / "served") as url:
+        model = build_backbone(
+            "x3d_xs", num_frames=4, crop_size=64, pretrained=True, weights_url=f"{url}/mirror_X3D_XS.pyth"
+        )
+    _assert_same_weights(model, reference)
+
+
+def test_size_options_only_where_the_entry_takes_them():
+    thin = build_backbone("resnet", 6, num_frames=4, crop_size=32, stem_dim_out=8)
+    assert thin.blocks[0].conv.out_channels == 8
+    with pytest.raises(ValueError, match="x3d_xs takes no \\['stem_dim_out'\\]"):
+        build_backbone("x3d_xs", num_frames=4, crop_size=32, stem_dim_out=8)
+
+
+def test_resnet_entry_expects_the_data_module_defaults():
+    """predict falls back on the entry for checkpoints without data settings: they must be the data's defaults."""
+    defaults = inspect.signature(KineticsDataModule).parameters
+    entry = get_backbone("resnet")
+    assert (entry.num_frames, entry.crop_size, entry.short_side, entry.clip_duration_s) == tuple(
+        defaults[name].default for name in ("num_frames", "crop_size", "min_short_side", "clip_duration")
+    )
+    assert (entry.mean, entry.std) == (defaults["mean"].default, defaults["std"].default)
 
 
 @pytest.mark.parametrize("name", ["x3d_xs", "r2plus1d_18"])

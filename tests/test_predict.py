@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,8 +12,7 @@ import pytorch_lightning as pl
 import torch
 from offline_helpers import serve_directory, write_avi
 
-from video_processing import backbones
-from video_processing.backbones import get_backbone, kinetics400_classes
+from video_processing.backbones import BACKBONES, get_backbone, kinetics400_classes
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.predict import load_classifier, main, predict_video
@@ -149,7 +149,9 @@ def test_a_backbone_name_predicts_kinetics_classes_with_its_pretrained_weights(t
     weights = get_backbone("x3d_xs").build(4, 160).state_dict()
     torch.save({"model_state": weights}, tmp_path / "served" / "X3D_XS.pyth")
     with serve_directory(tmp_path / "served") as url:
-        monkeypatch.setitem(backbones.WEIGHT_URLS, "x3d_xs", f"{url}/X3D_XS.pyth")
+        monkeypatch.setitem(
+            BACKBONES, "x3d_xs", dataclasses.replace(BACKBONES["x3d_xs"], weights_url=f"{url}/X3D_XS.pyth")
+        )
         assert main(["x3d_xs", str(videos["mp4"]), "--json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert len(record["top"]) == 5

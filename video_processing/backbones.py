@@ -1,11 +1,12 @@
-"""Kinetics-400 backbones chosen by name: builder, expected input and pretrained weights.
+"""Video networks chosen by name: builder, the input they expect, and where their pretrained weights live.
 
     build_backbone("x3d_xs", num_classes=10, num_frames=4, crop_size=160, pretrained=True)
 
-Weights come from PyTorchVideo's model zoo and torchvision through torch.hub's download cache
-($TORCH_HOME/hub/checkpoints), so each file is downloaded once. Their URLs live in `WEIGHT_URLS` only.
-A model built for `num_classes` other than 400 keeps the pretrained layers and gets a new, randomly
-initialised final projection: the head that fine-tuning trains.
+The registry `BACKBONES` is the one place that says what a network is: "resnet" is the from-scratch Kinetics
+ResNet (`make_kinetics_resnet`), the others are Kinetics-400 pretrained networks. Weights come from
+PyTorchVideo's model zoo and torchvision through torch.hub's download cache ($TORCH_HOME/hub/checkpoints), so each
+file is downloaded once. A model built for `num_classes` other than 400 keeps the pretrained layers and gets a
+new, randomly initialised final projection: the head that fine-tuning trains.
 """
 
 from __future__ import annotations
@@ -28,14 +29,8 @@ SPATIAL_STRIDE = 32
 KINETICS_CLASSES = 400
 
 _ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
-WEIGHT_URLS: dict[str, str] = {
-    "slow_r50": f"{_ZOO}/SLOW_8x8_R50.pyth",
-    "x3d_xs": f"{_ZOO}/X3D_XS.pyth",
-    "x3d_s": f"{_ZOO}/X3D_S.pyth",
-    "x3d_m": f"{_ZOO}/X3D_M.pyth",
-    "r2plus1d_18": tv_video.R2Plus1D_18_Weights.KINETICS400_V1.url,
-    "r3d_18": tv_video.R3D_18_Weights.KINETICS400_V1.url,
-}
+# The final projection of PyTorchVideo's ResNet and X3D: blocks are the stem, the stages, then the head.
+PYTORCHVIDEO_HEAD = "blocks.5.proj"
 
 PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)
 PYTORCHVIDEO_STD = (0.225, 0.225, 0.225)
@@ -50,21 +45,40 @@ class PretrainedWeightsError(RuntimeError):
 
 @dataclass(frozen=True)
 class Backbone:
-    """A Kinetics-400 architecture and the input its pretrained weights expect.
+    """A network and the input it expects: the input its pretrained weights were trained on, if it has any.
 
-    `build(num_frames, crop_size)` returns the 400-class model for that input; `head` is the dotted name of
-    its final projection (an nn.Linear). `clip_duration_s` is the time the weights' `num_frames` frames span.
+    `build(num_frames, crop_size, **options)` returns the 400-class model for that input; `options` names the
+    extra size arguments the builder takes (the module's model_depth and stem_dim_out, for "resnet"). `head` is
+    the dotted name of its final projection (an nn.Linear). `clip_duration_s` is the time the `num_frames`
+    frames span. `weights_url` is where its Kinetics-400 weights live (None: it has none).
     """
 
     name: str
-    build: Callable[[int, int], nn.Module]
+    build: Callable[..., nn.Module]
     head: str
     num_frames: int
     crop_size: int
     short_side: int
     clip_duration_s: float
+    weights_url: str | None
     mean: tuple[float, float, float] = PYTORCHVIDEO_MEAN
     std: tuple[float, float, float] = PYTORCHVIDEO_STD
+    options: tuple[str, ...] = ()
+
+
+def _resnet(num_frames: int, crop_size: int, model_depth: int = 50, stem_dim_out: int = 64) -> nn.Module:
+    # The from-scratch Kinetics ResNet ("slow" pathway, temporal stem kernel 3), pooled over exactly the input.
+    # Every width scales with stem_dim_out: 64 is the Kinetics model; 8 a thin variant that trains on a CPU.
+    side = math.ceil(crop_size / SPATIAL_STRIDE)
+    return create_resnet(
+        input_channel=3,
+        model_depth=model_depth,
+        model_num_class=KINETICS_CLASSES,
+        stem_dim_out=stem_dim_out,
+        norm=nn.BatchNorm3d,
+        activation=nn.ReLU,
+        head_pool_kernel_size=(num_frames, side, side),
+    )
 
 
 def _slow_r50(num_frames: int, crop_size: int) -> nn.Module:
@@ -97,28 +111,31 @@ def _torchvision(builder: Callable[..., nn.Module]) -> Callable[[int, int], nn.M
     return lambda num_frames, crop_size: builder(weights=None, num_classes=KINETICS_CLASSES)
 
 
-def _torchvision_entry(name: str, builder: Callable[..., nn.Module]) -> Backbone:
+def _torchvision_entry(name: str, builder: Callable[..., nn.Module], weights: tv_video.Weights) -> Backbone:
     # torchvision's weights: 16 consecutive frames at 15 fps, short side 128, crop 112, their mean and std.
     return Backbone(
         name, _torchvision(builder), head="fc", num_frames=16, crop_size=112, short_side=128,
-        clip_duration_s=16 / 15, mean=TORCHVISION_MEAN, std=TORCHVISION_STD,
+        clip_duration_s=16 / 15, weights_url=weights.url, mean=TORCHVISION_MEAN, std=TORCHVISION_STD,
     )  # fmt: skip
 
 
 BACKBONES: dict[str, Backbone] = {
     b.name: b
     for b in (
+        # From scratch: 8 frames of 2-s clips, 224 px crops of a 256 px short side (the data module's defaults).
+        Backbone("resnet", _resnet, PYTORCHVIDEO_HEAD, num_frames=8, crop_size=224, short_side=256,
+                 clip_duration_s=2.0, weights_url=None, options=("model_depth", "stem_dim_out")),
         # The zoo samples 8 frames 8 apart at 30 fps; X3D-XS 4 frames 12 apart, -S 13 x 6, -M 16 x 5.
-        Backbone("slow_r50", _slow_r50, "blocks.5.proj", num_frames=8, crop_size=224, short_side=256,
-                 clip_duration_s=64 / 30),
-        Backbone("x3d_xs", _x3d(2.2), "blocks.5.proj", num_frames=4, crop_size=160, short_side=182,
-                 clip_duration_s=48 / 30),
-        Backbone("x3d_s", _x3d(2.2), "blocks.5.proj", num_frames=13, crop_size=160, short_side=182,
-                 clip_duration_s=78 / 30),
-        Backbone("x3d_m", _x3d(2.2), "blocks.5.proj", num_frames=16, crop_size=224, short_side=256,
-                 clip_duration_s=80 / 30),
-        _torchvision_entry("r2plus1d_18", tv_video.r2plus1d_18),
-        _torchvision_entry("r3d_18", tv_video.r3d_18),
+        Backbone("slow_r50", _slow_r50, PYTORCHVIDEO_HEAD, num_frames=8, crop_size=224, short_side=256,
+                 clip_duration_s=64 / 30, weights_url=f"{_ZOO}/SLOW_8x8_R50.pyth"),
+        Backbone("x3d_xs", _x3d(2.2), PYTORCHVIDEO_HEAD, num_frames=4, crop_size=160, short_side=182,
+                 clip_duration_s=48 / 30, weights_url=f"{_ZOO}/X3D_XS.pyth"),
+        Backbone("x3d_s", _x3d(2.2), PYTORCHVIDEO_HEAD, num_frames=13, crop_size=160, short_side=182,
+                 clip_duration_s=78 / 30, weights_url=f"{_ZOO}/X3D_S.pyth"),
+        Backbone("x3d_m", _x3d(2.2), PYTORCHVIDEO_HEAD, num_frames=16, crop_size=224, short_side=256,
+                 clip_duration_s=80 / 30, weights_url=f"{_ZOO}/X3D_M.pyth"),
+        _torchvision_entry("r2plus1d_18", tv_video.r2plus1d_18, tv_video.R2Plus1D_18_Weights.KINETICS400_V1),
+        _torchvision_entry("r3d_18", tv_video.r3d_18, tv_video.R3D_18_Weights.KINETICS400_V1),
     )
 }  # fmt: skip
 
@@ -130,9 +147,18 @@ def get_backbone(name: str) -> Backbone:
     return BACKBONES[name]
 
 
-def load_pretrained_state(name: str) -> dict[str, torch.Tensor]:
-    """The Kinetics-400 state dict of backbone `name`, downloaded once into torch.hub's cache."""
-    url = WEIGHT_URLS[name]
+def load_pretrained_state(name: str, weights_url: str | None = None) -> dict[str, torch.Tensor]:
+    """The Kinetics-400 state dict of backbone `name`, downloaded once into torch.hub's cache.
+
+    `weights_url` replaces the registry's address (a mirror: an internal server, a local copy); the file must
+    be the same.
+    """
+    url = weights_url or get_backbone(name).weights_url
+    if url is None:
+        raise PretrainedWeightsError(
+            f"{name} has no pretrained weights; pass pretrained=False, or choose one of "
+            f"{sorted(n for n, b in BACKBONES.items() if b.weights_url)}"
+        )
     try:
         # check_hash verifies torchvision's files, whose names carry their sha256 prefix.
         checkpoint = torch.hub.load_state_dict_from_url(
@@ -154,18 +180,28 @@ def build_backbone(
     num_frames: int,
     crop_size: int,
     pretrained: bool = False,
+    weights_url: str | None = None,
+    **options: int,
 ) -> nn.Module:
     """Backbone `name` for clips of (num_frames, crop_size, crop_size), with Kinetics weights if `pretrained`.
 
-    For `num_classes` other than 400 the final projection is replaced by a new one. Input: float
-    (B, 3, num_frames, crop_size, crop_size) normalized with the entry's mean and std; output: logits.
+    For `num_classes` other than 400 the final projection is replaced by a new one. `options` are the entry's
+    extra size arguments (`Backbone.options`); `weights_url` is a mirror of the weights (`load_pretrained_state`).
+    Input: float (B, 3, num_frames, crop_size, crop_size) normalized with the entry's mean and std; output: logits.
     """
     backbone = get_backbone(name)
-    if num_frames < 1 or crop_size < SPATIAL_STRIDE:
-        raise ValueError(f"{name} needs num_frames >= 1 and crop_size >= {SPATIAL_STRIDE}")
-    model = backbone.build(num_frames, crop_size)
+    if unknown := set(options) - set(backbone.options):
+        raise ValueError(f"{name} takes no {sorted(unknown)}; its size options are {list(backbone.options)}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames={num_frames}: {name} needs 1 frame or more; pass --data.num_frames 8")
+    if crop_size < SPATIAL_STRIDE:
+        raise ValueError(
+            f"crop_size={crop_size}: {name} downsamples by {SPATIAL_STRIDE}, so it needs a crop of at least "
+            f"{SPATIAL_STRIDE} pixels; pass --data.crop_size {SPATIAL_STRIDE} or more (Kinetics: 224)"
+        )
+    model = backbone.build(num_frames, crop_size, **options)
     if pretrained:
-        state = load_pretrained_state(name)
+        state = load_pretrained_state(name, weights_url)
         try:
             model.load_state_dict(state)
         except RuntimeError as e:

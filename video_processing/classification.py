@@ -8,19 +8,15 @@ from collections import OrderedDict
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorchvideo.models.resnet import create_resnet
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from video_processing.backbones import SPATIAL_STRIDE, build_backbone, get_backbone, split_head
-
-# The final projection of create_resnet's model: blocks are the stem, four stages, then the head.
-RESNET_HEAD = "blocks.5.proj"
+from video_processing.backbones import KINETICS_CLASSES, build_backbone, get_backbone, split_head
 
 
 def make_kinetics_resnet(
-    num_classes: int = 400,
+    num_classes: int = KINETICS_CLASSES,
     model_depth: int = 50,
     stem_dim_out: int = 64,
     num_frames: int = 8,
@@ -29,11 +25,11 @@ def make_kinetics_resnet(
 ) -> nn.Module:
     """PyTorchVideo's 3D ResNet ("slow" pathway) with a head pooled over exactly (num_frames, crop, crop).
 
-    `model_depth` is 50, 101 or 152. Every width scales with `stem_dim_out`: 64 is the Kinetics model; 8 gives a
-    thin variant that trains on a CPU. Input: float (B, 3, num_frames, crop_size, crop_size).
-    `pretrained` loads the Kinetics-400 weights of PyTorchVideo's slow_r50 (depth 50, width 64, whose stem has
-    a temporal kernel of 1 where this from-scratch model's has 3), with a new final projection unless
-    num_classes is 400.
+    The registry's "resnet" entry. `model_depth` is 50, 101 or 152. Every width scales with `stem_dim_out`: 64
+    is the Kinetics model; 8 gives a thin variant that trains on a CPU. Input: float
+    (B, 3, num_frames, crop_size, crop_size). `pretrained` gives the registry's "slow_r50" instead, with the
+    Kinetics-400 weights of PyTorchVideo's zoo (depth 50, width 64, whose stem has a temporal kernel of 1 where
+    the from-scratch model's has 3), with a new final projection unless num_classes is 400.
     """
     if pretrained:
         if (model_depth, stem_dim_out) != (50, 64):
@@ -41,30 +37,16 @@ def make_kinetics_resnet(
                 f"pretrained weights exist for model_depth=50, stem_dim_out=64 only; got {model_depth}, {stem_dim_out}"
             )
         return build_backbone("slow_r50", num_classes, num_frames=num_frames, crop_size=crop_size, pretrained=True)
-    if num_frames < 1:
-        raise ValueError(f"num_frames={num_frames}: the ResNet needs 1 frame or more; pass --data.num_frames 8")
-    if crop_size < SPATIAL_STRIDE:
-        raise ValueError(
-            f"crop_size={crop_size}: the ResNet downsamples by {SPATIAL_STRIDE}, so it needs a crop of at "
-            f"least {SPATIAL_STRIDE} pixels; pass --data.crop_size {SPATIAL_STRIDE} or more (Kinetics: 224)"
-        )
-    side = math.ceil(crop_size / SPATIAL_STRIDE)
-    return create_resnet(
-        input_channel=3,
-        model_depth=model_depth,
-        model_num_class=num_classes,
-        stem_dim_out=stem_dim_out,
-        norm=nn.BatchNorm3d,
-        activation=nn.ReLU,
-        head_pool_kernel_size=(num_frames, side, side),
-    )
+    sizes = dict(model_depth=model_depth, stem_dim_out=stem_dim_out)
+    return build_backbone("resnet", num_classes, num_frames=num_frames, crop_size=crop_size, **sizes)
 
 
 class VideoClassificationLightningModule(pl.LightningModule):
     """A video classifier trained with cross-entropy and Adam (cosine learning-rate decay over the run).
 
-    `backbone` is "resnet" (`make_kinetics_resnet`, sized by model_depth and stem_dim_out) or a name of
-    `backbones.BACKBONES`; `pretrained` starts it from Kinetics-400 weights. The network is split into
+    `backbone` is a name of `backbones.BACKBONES`: "resnet" (`make_kinetics_resnet`, sized by model_depth and
+    stem_dim_out, from scratch) or a Kinetics-400 network; `pretrained` starts it from the weights its registry
+    entry names, or from `weights_url` (a mirror of the same file). The network is split into
     `self.backbone` and `self.head` (its final projection, for num_classes), so Lightning's
     `BackboneFinetuning` callback can train the head alone for the first epochs: only trainable parameters
     reach the optimizer.
@@ -91,6 +73,7 @@ class VideoClassificationLightningModule(pl.LightningModule):
         crop_size: int = 224,
         backbone: str = "resnet",
         pretrained: bool = False,
+        weights_url: str | None = None,
         channels_last: bool = False,
         compile: bool = False,
     ):
@@ -98,16 +81,19 @@ class VideoClassificationLightningModule(pl.LightningModule):
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class_names for num_classes={num_classes}")
         self.save_hyperparameters()
-        if backbone == "resnet":
-            network = make_kinetics_resnet(num_classes, model_depth, stem_dim_out, num_frames, crop_size, pretrained)
-            head = RESNET_HEAD
-        else:
-            network = build_backbone(
-                backbone, num_classes, num_frames=num_frames, crop_size=crop_size, pretrained=pretrained
-            )
-            head = get_backbone(backbone).head
+        entry = get_backbone(backbone)
+        sizes = {"model_depth": model_depth, "stem_dim_out": stem_dim_out}
+        network = build_backbone(
+            backbone,
+            num_classes,
+            num_frames=num_frames,
+            crop_size=crop_size,
+            pretrained=pretrained,
+            weights_url=weights_url,
+            **{name: sizes[name] for name in entry.options},
+        )
         # self.model stays the whole network; the backbone and head properties name its two parts.
-        backbone_net, head_net = split_head(network, head)
+        backbone_net, head_net = split_head(network, entry.head)
         self.model = nn.Sequential(OrderedDict(backbone=backbone_net, head=head_net))
         if channels_last:
             self.model.to(memory_format=torch.channels_last_3d)

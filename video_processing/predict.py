@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -108,13 +107,8 @@ def _class_names(hparams) -> list[str]:
 
 
 def _clip_settings(hparams, data_hparams: dict) -> ClipSettings:
-    """The data module's settings saved in the checkpoint, else those the backbone's weights expect."""
-    if hparams.get("backbone", "resnet") == "resnet":
-        signature = inspect.signature(KineticsDataModule).parameters
-        names = ("clip_duration", "min_short_side", "mean", "std")
-        defaults = ClipSettings(*(signature[name].default for name in names))
-    else:
-        defaults = _expected_clips(get_backbone(hparams["backbone"]))
+    """The data module's settings saved in the checkpoint, else those the backbone's registry entry expects."""
+    defaults = _expected_clips(get_backbone(hparams.get("backbone", "resnet")))
     return ClipSettings(**{name: data_hparams.get(name, default) for name, default in asdict(defaults).items()})
 
 

@@ -35,7 +35,7 @@ benchmark: $(BIN)/activate
 
 # The README's figures in docs/, drawn by the notebooks' own functions.
 figures: $(BIN)/activate
-	$(BIN)/python -m video_processing.figures --out docs
+	$(BIN)/python -m video_processing.draw_figures --out docs
 
 lint: $(BIN)/activate
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

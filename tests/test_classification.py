@@ -85,3 +85,16 @@ def test_short_fit_beats_chance(tmp_path_factory):
     print(f"validation after 15 epochs: {metrics}")
     assert metrics["val_acc_top1"] >= 2 / 6
     assert model.hparams.class_names == dm.classes
+
+
+def test_predict_step_returns_clip_logits_with_labels_and_video_index():
+    module = VideoClassificationLightningModule(num_classes=3, stem_dim_out=4, num_frames=4, crop_size=32).eval()
+    batch = {
+        "video": torch.randn(5, 3, 4, 32, 32),
+        "label": torch.arange(5) % 3,
+        "video_index": torch.tensor([0, 0, 1, 1, 1]),
+    }
+    with torch.no_grad():
+        rows = module.predict_step(batch, 0)
+        torch.testing.assert_close(rows["logits"], module(batch["video"]))
+    assert rows["label"].tolist() == [0, 1, 2, 0, 1] and rows["video_index"].tolist() == [0, 0, 1, 1, 1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,7 @@ import torch
 from pytorch_lightning.callbacks import BackboneFinetuning, Callback
 
 from video_processing.__main__ import main
-from video_processing.backbones import get_backbone
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.finetuning import build_data, build_trainer, finetune_runs
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("finetune_*.yaml"))
 
@@ -86,22 +83,3 @@ def test_the_command_line_accepts_the_finetuning_configs(config, capsys, monkeyp
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
     assert "BackboneFinetuning" in printed and f"backbone: {config.stem.removeprefix('finetune_')}" in printed
-
-
-def test_finetune_and_scratch_runs_differ_only_in_weights_and_freezing(tmp_path):
-    finetune, scratch = finetune_runs("r2plus1d_18", smoke=False)
-    entry = get_backbone("r2plus1d_18")
-    assert (finetune.num_frames, finetune.crop_size, finetune.min_short_side) == (16, 112, entry.short_side)
-    assert finetune.pretrained and not scratch.pretrained
-    assert finetune.unfreeze_at_epoch == 2 and scratch.unfreeze_at_epoch is None
-    assert replace(scratch, name=finetune.name, pretrained=True, unfreeze_at_epoch=2) == finetune
-    data = build_data(tmp_path, finetune)
-    assert (data.mean, data.std) == (entry.mean, entry.std)
-    callbacks = {run.name: [type(c) for c in build_trainer(run, tmp_path).callbacks] for run in (finetune, scratch)}
-    assert BackboneFinetuning in callbacks[finetune.name] and BackboneFinetuning not in callbacks[scratch.name]
-
-
-def test_smoke_runs_are_small():
-    finetune, _ = finetune_runs("x3d_xs", smoke=True, pretrained=False)
-    assert not finetune.pretrained and finetune.unfreeze_at_epoch < finetune.max_epochs <= 2
-    assert finetune.crop_size == 64 and finetune.limit_batches == 1 and finetune.num_workers == 0

@@ -59,3 +59,37 @@ def test_no_other_repository_address(notebook):
     text = "\n".join(cell.source for cell in nb.cells)
     owners = set(re.findall(r"github(?:\.com)?/([\w.-]+/[\w.-]+)", text))
     assert owners == {REPOSITORY.removeprefix("https://github.com/")}
+
+
+def _source(name: str) -> str:
+    return "\n".join(cell.source for cell in nbformat.read(ROOT / "notebooks" / name, as_version=4).cells)
+
+
+def test_training_lesson_writes_out_the_lightning_objects_and_draws_its_curves():
+    source = _source("03_training.ipynb")
+    for call in (
+        "KineticsDataModule(",
+        "VideoClassificationLightningModule(",
+        "pl.Trainer(",
+        "trainer.fit(model, data)",
+    ):
+        assert call in source
+    assert "TensorBoardLogger(" in source and "ModelCheckpoint(" in source
+    assert "plot_training_curves(" in source
+
+
+def test_evaluation_lesson_uses_the_trainer_not_a_hand_loop():
+    source = _source("04_validation_metrics.ipynb")
+    assert ".validate(" in source and ".test(" in source and ".predict(" in source
+    assert "confident_mistakes(" in source
+
+
+def test_finetuning_lesson_writes_out_its_callback():
+    assert "BackboneFinetuning(" in _source("05_finetuning_and_inference.ipynb")
+
+
+def test_every_lesson_ends_by_checking_its_outcome(notebook):
+    _, nb = notebook
+    check = nb.cells[-2]
+    assert check.cell_type == "code" and check.source.startswith("# What this lesson must produce")
+    assert "assert " in check.source

@@ -136,6 +136,11 @@ class VideoClassificationLightningModule(pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate("test", batch)
 
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """`trainer.predict`'s rows: clip logits (float, CPU) with each clip's label and video index."""
+        logits = self(batch["video"]).float().cpu()
+        return {"logits": logits, "label": batch["label"].cpu(), "video_index": batch["video_index"].cpu()}
+
     def _evaluate(self, stage: str, batch: dict) -> None:
         self._log_skipped(stage, batch)
         if len(batch["video"]) == 0:  # every video of this batch was unreadable

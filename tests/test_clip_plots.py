@@ -1,11 +1,11 @@
-"""Each figure function draws what it is given: bars, frames, curves and labels checked on tiny inputs."""
+"""Clip figures draw what they are given: bars, frames and step titles checked on tiny inputs."""
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
 
-from video_processing import visualize as vz
+from video_processing import clip_plots as vz
 from video_processing.transforms import eval_preset, train_preset
 from video_processing.video import constant_clip_windows, subsample_indices, uniform_clip_windows
 
@@ -111,72 +111,3 @@ def test_time_steps_and_table(clip):
     assert all(ms >= 0 for _, _, ms in rows)
     table = vz.format_table(rows, ["step", "output", "ms"]).splitlines()
     assert table[0].split() == ["step", "output", "ms"] and len(table) == len(rows) + 2
-
-
-METRICS_CSV = """\
-epoch,step,train_loss_epoch,train_loss_step,val_acc_top1,val_acc_top5,val_loss,val_video_acc_top1
-,0,,,,,,
-0,1,,1.9,,,,
-0,2,,,0.25,0.75,1.7,0.5
-0,2,1.8,,,,,
-1,5,,1.2,,,,
-1,5,,,0.5,1.0,1.1,0.75
-1,5,1.3,,,,,
-"""
-
-
-def test_read_epoch_metrics(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text(METRICS_CSV)
-    metrics = vz.read_epoch_metrics(path)
-    assert metrics["train_loss_epoch"] == {0: 1.8, 1: 1.3}
-    assert metrics["val_video_acc_top1"] == {0: 0.5, 1: 0.75}
-    assert "step" not in metrics
-
-
-def test_training_curves_plot_each_metric(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text(METRICS_CSV)
-    fig = vz.plot_training_curves(vz.read_epoch_metrics(path))
-    loss, accuracy, clip_vs_video = fig.axes
-    lines = {line.get_label(): list(line.get_ydata()) for line in loss.lines}
-    assert lines == {"train": [1.8, 1.3], "validation": [1.7, 1.1]}
-    assert {line.get_label(): list(line.get_ydata()) for line in accuracy.lines} == {
-        "top-1": [0.25, 0.5],
-        "top-5": [0.75, 1.0],
-    }
-    assert [list(line.get_ydata()) for line in clip_vs_video.lines] == [[0.25, 0.5], [0.5, 0.75]]
-    assert all(ax.get_xlabel() == "epoch" for ax in fig.axes)
-
-
-CONFUSION = torch.tensor([[2, 0, 0], [1, 1, 0], [0, 0, 0]])
-
-
-def test_confusion_matrix_writes_counts_and_class_names():
-    fig = vz.plot_confusion_matrix(CONFUSION, CLASSES, title="validation videos")
-    ax = fig.axes[0]
-    assert np.array_equal(ax.images[0].get_array(), CONFUSION.numpy())
-    assert [t.get_text() for t in ax.texts] == [str(int(c)) for c in CONFUSION.flatten()]
-    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
-    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
-
-
-def test_per_class_accuracy_hardest_first():
-    np.testing.assert_array_equal(vz.per_class_accuracy(CONFUSION), [1.0, 0.5, np.nan])
-    fig = vz.plot_per_class_accuracy(CONFUSION, CLASSES)
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["spinning", "shrinking", "growing"]
-    assert [bar.get_width() for bar in ax.containers[0]] == [0.0, 0.5, 1.0]
-
-
-def test_predictions_titles_name_true_and_predicted(clip):
-    preset = eval_preset(crop_size=32, short_side=36)
-    clips = torch.stack([preset(clip), preset(clip.flip(0))])
-    logits = torch.tensor([[0.0, 0.0, 5.0], [5.0, 0.0, 0.0]])
-    fig = vz.plot_predictions(clips, [2, 1], logits, CLASSES, frames_shown=3)
-    titles = [sub.get_suptitle() for sub in fig.subfigs]
-    assert titles[0].startswith("true: spinning  |  predicted: spinning (")
-    assert titles[1].startswith("true: shrinking  |  predicted: growing (")
-    assert [sub._suptitle.get_color() for sub in fig.subfigs] == ["tab:green", "tab:red"]
-    assert len(fig.axes) == 6

@@ -1,4 +1,4 @@
-"""Figures the notebooks and the docs draw: clip sampling, transform steps, training curves, validation.
+"""Figures of clips: where samplers put them, their frames, what the transform presets do to them and cost.
 
 Every function takes what it draws as arguments and returns a matplotlib Figure built without pyplot, so it
 works under any backend (Agg in CI) and a notebook shows it as a cell's value.
@@ -6,11 +6,9 @@ works under any backend (Agg in CI) and a notebook shows it as a cell's value.
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -83,7 +81,7 @@ def plot_clip_timeline(duration_s: float, windows_by_duration: dict[float, dict[
     return fig
 
 
-def _as_images(frames: torch.Tensor) -> np.ndarray:
+def as_images(frames: torch.Tensor) -> np.ndarray:
     """(T, C, H, W) uint8, or float in [0, 1] -> (T, H, W, C) numpy for imshow."""
     images = frames.detach().cpu().as_subclass(torch.Tensor).permute(0, 2, 3, 1)
     return images.numpy() if images.dtype == torch.uint8 else images.float().clamp(0, 1).numpy()
@@ -91,7 +89,7 @@ def _as_images(frames: torch.Tensor) -> np.ndarray:
 
 def plot_frame_grid(frames: torch.Tensor, *, fps: float | None = None, title: str = "", ncols: int = 8) -> Figure:
     """Every frame of a (T, C, H, W) clip (uint8, or float in [0, 1]), labelled with its index (and time)."""
-    images = _as_images(frames)
+    images = as_images(frames)
     nrows = -(-len(images) // ncols)
     height, width = images.shape[1:3]
     fig = Figure(figsize=(1.5 * ncols, 1.5 * nrows * height / width + 0.5), layout="constrained")
@@ -107,7 +105,7 @@ def plot_frame_grid(frames: torch.Tensor, *, fps: float | None = None, title: st
 
 def clip_animation(frames: torch.Tensor, fps: float, *, title: str = "") -> FuncAnimation:
     """A (T, C, H, W) clip as an animation at `fps`; in a notebook: HTML(clip_animation(...).to_jshtml())."""
-    images = _as_images(frames)
+    images = as_images(frames)
     height, width = images.shape[1:3]
     fig = Figure(figsize=(4, 4 * height / width + 0.4), layout="constrained")
     ax = fig.add_subplot()
@@ -161,7 +159,7 @@ def run_steps(
 
     Outputs after `Normalize` are shown denormalized with `mean`/`std`; after `ToCTHW`, put back to (T, ...).
     """
-    results = [StepResult("decoded clip", clip, _as_images(clip))]
+    results = [StepResult("decoded clip", clip, as_images(clip))]
     normalized, time_first = False, True
     for step in preset.transforms:
         clip = step(clip)
@@ -170,7 +168,7 @@ def run_steps(
         video = clip.transpose(0, 1) if time_first else clip  # (C, T, H, W), the layout denormalize takes
         if normalized:
             video = denormalize(video, mean, std)
-        results.append(StepResult(type(step).__name__, clip, _as_images(video.transpose(0, 1))))
+        results.append(StepResult(type(step).__name__, clip, as_images(video.transpose(0, 1))))
     return results
 
 
@@ -207,11 +205,11 @@ def plot_augmentation_draws(
     middle = len(clip) // 2
     fig = Figure(figsize=(2.2 * (draws + 1), 2.6), layout="constrained")
     axes = fig.subplots(1, draws + 1)
-    axes[0].imshow(_as_images(clip)[middle])
+    axes[0].imshow(as_images(clip)[middle])
     axes[0].set_title(f"decoded\n{tuple(clip.shape[-2:])}")
     for k, ax in enumerate(axes[1:], start=1):
         video = denormalize(preset(clip), mean, std)  # (C, T, H, W)
-        ax.imshow(_as_images(video.transpose(0, 1))[middle])
+        ax.imshow(as_images(video.transpose(0, 1))[middle])
         ax.set_title(f"draw {k}\n{tuple(video.shape[-2:])}")
     for ax in axes:
         ax.axis("off")
@@ -247,130 +245,3 @@ def format_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> st
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
-
-
-# --- training and validation ---
-
-
-def read_epoch_metrics(metrics_csv: str | Path) -> dict[str, dict[int, float]]:
-    """{metric: {epoch: value}} from a Lightning CSVLogger metrics.csv: the last value of each epoch."""
-    metrics: dict[str, dict[int, float]] = {}
-    with open(metrics_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            if not row.get("epoch"):
-                continue
-            epoch = int(float(row["epoch"]))
-            for name, value in row.items():
-                if name not in ("epoch", "step") and value:
-                    metrics.setdefault(name, {})[epoch] = float(value)
-    return metrics
-
-
-# (panel title, y label, [(metric, legend label)]) for plot_training_curves
-CURVE_PANELS = (
-    ("loss", "cross-entropy", [("train_loss_epoch", "train"), ("val_loss", "validation")]),
-    ("validation accuracy per clip", "accuracy", [("val_acc_top1", "top-1"), ("val_acc_top5", "top-5")]),
-    (
-        "clip vs video accuracy (top-1)",
-        "accuracy",
-        [("val_acc_top1", "per clip"), ("val_video_acc_top1", "per video (clip logits averaged)")],
-    ),
-)
-
-
-def plot_training_curves(metrics: dict[str, dict[int, float]]) -> Figure:
-    """Loss, top-1/top-5 and clip- vs video-level accuracy per epoch, from `read_epoch_metrics`."""
-    fig = Figure(figsize=(13, 3.6), layout="constrained")
-    axes = fig.subplots(1, len(CURVE_PANELS))
-    for ax, (title, ylabel, series) in zip(axes, CURVE_PANELS, strict=True):
-        for name, label in series:
-            if name in metrics:
-                epochs = sorted(metrics[name])
-                style = "o-" if name == series[0][0] else "s--"  # dashed: the second series may overlap
-                ax.plot(epochs, [metrics[name][e] for e in epochs], style, label=label)
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        if ylabel == "accuracy":
-            ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=8)
-    return fig
-
-
-def plot_confusion_matrix(matrix: torch.Tensor | np.ndarray, class_names: Sequence[str], *, title: str) -> Figure:
-    """Counts of (true, predicted) class pairs; cells are written out for up to 30 classes."""
-    counts = np.asarray(matrix)
-    size = min(4 + 0.45 * len(class_names), 16)
-    fig = Figure(figsize=(size + 1.5, size), layout="constrained")
-    ax = fig.add_subplot()
-    image = ax.imshow(counts, cmap="Blues")
-    colorbar = fig.colorbar(image, ax=ax, label="count", shrink=0.8)
-    colorbar.ax.yaxis.get_major_locator().set_params(integer=True)
-    if len(class_names) <= 30:
-        for (true, predicted), count in np.ndenumerate(counts):
-            color = "white" if count > counts.max() / 2 else "black"
-            ax.text(predicted, true, str(int(count)), ha="center", va="center", color=color, fontsize=9)
-    if len(class_names) <= 60:
-        ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-        ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    return fig
-
-
-def per_class_accuracy(matrix: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Diagonal over row sums of a confusion matrix: each class's recall (NaN for a class with no samples)."""
-    counts = np.asarray(matrix, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.diag(counts) / counts.sum(axis=1)
-
-
-def plot_per_class_accuracy(
-    matrix: torch.Tensor | np.ndarray, class_names: Sequence[str], *, max_classes: int = 30
-) -> Figure:
-    """Accuracy of each class, hardest first (the `max_classes` hardest when there are more)."""
-    counts = np.asarray(matrix)
-    accuracy = per_class_accuracy(counts)
-    order = np.argsort(np.nan_to_num(accuracy, nan=-1.0), kind="stable")[:max_classes]
-    fig = Figure(figsize=(7, 1 + 0.32 * len(order)), layout="constrained")
-    ax = fig.add_subplot()
-    bars = ax.barh(range(len(order)), np.nan_to_num(accuracy[order]), color="C0")
-    ax.bar_label(bars, [f"{counts[i, i]}/{counts[i].sum()}" for i in order], padding=3, fontsize=8)
-    ax.set_yticks(range(len(order)), [class_names[i] for i in order])
-    ax.set_ylim(len(order) - 0.5, -0.5)
-    ax.set_xlim(0, 1.15)
-    ax.set_xlabel("accuracy (correct / videos of the class)")
-    shown = "" if len(order) == len(class_names) else f", the {len(order)} hardest of {len(class_names)}"
-    ax.set_title(f"per-class accuracy{shown}")
-    return fig
-
-
-def plot_predictions(
-    clips: torch.Tensor,
-    labels: Sequence[int],
-    logits: torch.Tensor,
-    class_names: Sequence[str],
-    *,
-    frames_shown: int = 4,
-    mean: Stats = KINETICS_MEAN,
-    std: Stats = KINETICS_STD,
-) -> Figure:
-    """A row of frames per normalized clip (N, C, T, H, W), titled with the true and the predicted class."""
-    probabilities = logits.float().softmax(dim=1)
-    confidence, predicted = probabilities.max(dim=1)
-    fig = Figure(figsize=(2 * frames_shown, 1.95 * len(clips)), layout="constrained")
-    rows = fig.subfigures(len(clips), 1, squeeze=False)[:, 0]
-    for k, (row, clip) in enumerate(zip(rows, clips, strict=True)):
-        true, guess = int(labels[k]), int(predicted[k])
-        images = _as_images(denormalize(clip.cpu(), mean, std).transpose(0, 1))
-        for ax, t in zip(row.subplots(1, frames_shown), subsample_indices(len(images), frames_shown), strict=True):
-            ax.imshow(images[t])
-            ax.axis("off")
-        row.suptitle(
-            f"true: {class_names[true]}  |  predicted: {class_names[guess]} ({confidence[k]:.0%})",
-            color="tab:green" if guess == true else "tab:red",
-            fontsize=10,
-        )
-    return fig

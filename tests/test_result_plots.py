@@ -1,0 +1,139 @@
+"""Result figures draw what they are given: curves, counts, labels and bars checked on tiny inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from video_processing import result_plots as vz
+from video_processing.transforms import eval_preset
+
+CLASSES = ["growing", "shrinking", "spinning"]
+
+
+@pytest.fixture
+def clip() -> torch.Tensor:
+    """A uint8 (T, C, H, W) clip whose frames differ, as decoding returns it."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (8, 3, 36, 48), dtype=torch.uint8, generator=generator)
+
+
+METRICS_CSV = """\
+epoch,step,train_loss_epoch,train_loss_step,val_acc_top1,val_acc_top5,val_loss,val_video_acc_top1
+,0,,,,,,
+0,1,,1.9,,,,
+0,2,,,0.25,0.75,1.7,0.5
+0,2,1.8,,,,,
+1,5,,1.2,,,,
+1,5,,,0.5,1.0,1.1,0.75
+1,5,1.3,,,,,
+"""
+
+
+def test_read_epoch_metrics(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text(METRICS_CSV)
+    metrics = vz.read_epoch_metrics(path)
+    assert metrics["train_loss_epoch"] == {0: 1.8, 1: 1.3}
+    assert metrics["val_video_acc_top1"] == {0: 0.5, 1: 0.75}
+    assert "step" not in metrics
+
+
+def test_training_curves_plot_each_metric(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text(METRICS_CSV)
+    fig = vz.plot_training_curves(vz.read_epoch_metrics(path))
+    loss, accuracy, clip_vs_video = fig.axes
+    lines = {line.get_label(): list(line.get_ydata()) for line in loss.lines}
+    assert lines == {"train": [1.8, 1.3], "validation": [1.7, 1.1]}
+    assert {line.get_label(): list(line.get_ydata()) for line in accuracy.lines} == {
+        "top-1": [0.25, 0.5],
+        "top-5": [0.75, 1.0],
+    }
+    assert [list(line.get_ydata()) for line in clip_vs_video.lines] == [[0.25, 0.5], [0.5, 0.75]]
+    assert all(ax.get_xlabel() == "epoch" for ax in fig.axes)
+
+
+CONFUSION = torch.tensor([[2, 0, 0], [1, 1, 0], [0, 0, 0]])
+
+
+def test_confusion_matrix_writes_counts_and_class_names():
+    fig = vz.plot_confusion_matrix(CONFUSION, CLASSES, title="validation videos")
+    ax = fig.axes[0]
+    assert np.array_equal(ax.images[0].get_array(), CONFUSION.numpy())
+    assert [t.get_text() for t in ax.texts] == [str(int(c)) for c in CONFUSION.flatten()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+
+
+def test_per_class_accuracy_hardest_first():
+    np.testing.assert_array_equal(vz.per_class_accuracy(CONFUSION), [1.0, 0.5, np.nan])
+    fig = vz.plot_per_class_accuracy(CONFUSION, CLASSES)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["spinning", "shrinking", "growing"]
+    assert [bar.get_width() for bar in ax.containers[0]] == [0.0, 0.5, 1.0]
+
+
+def test_predictions_titles_name_true_and_predicted(clip):
+    preset = eval_preset(crop_size=32, short_side=36)
+    clips = torch.stack([preset(clip), preset(clip.flip(0))])
+    logits = torch.tensor([[0.0, 0.0, 5.0], [5.0, 0.0, 0.0]])
+    fig = vz.plot_predictions(clips, [2, 1], logits, CLASSES, frames_shown=3)
+    titles = [sub.get_suptitle() for sub in fig.subfigs]
+    assert titles[0].startswith("true: spinning  |  predicted: spinning (")
+    assert titles[1].startswith("true: shrinking  |  predicted: growing (")
+    assert [sub._suptitle.get_color() for sub in fig.subfigs] == ["tab:green", "tab:red"]
+    assert len(fig.axes) == 6
+
+
+def test_runs_compared_draw_one_line_per_run_and_metric():
+    runs = {
+        "fine-tuned": {
+            "val_acc_top1": {0: 0.5, 1: 0.8},
+            "val_video_acc_top1": {0: 0.6, 1: 0.9},
+            "train_loss_epoch": {0: 1.2, 1: 0.4},
+        },
+        "from scratch": {
+            "val_acc_top1": {1: 0.3, 0: 0.2},
+            "val_video_acc_top1": {0: 0.2, 1: 0.3},
+            "train_loss_epoch": {0: 1.8, 1: 1.6},
+        },
+    }
+    fig = vz.plot_runs_compared(runs)
+    assert len(fig.axes) == len(vz.COMPARED_METRICS)
+    accuracy = fig.axes[0]
+    assert [line.get_label() for line in accuracy.get_lines()] == ["fine-tuned", "from scratch"]
+    assert list(accuracy.get_lines()[1].get_xdata()) == [0, 1]
+    assert list(accuracy.get_lines()[1].get_ydata()) == [0.2, 0.3]  # sorted by epoch
+    assert list(fig.axes[2].get_lines()[0].get_ydata()) == [1.2, 0.4]
+
+
+def test_top_k_bars_have_the_probabilities_most_probable_on_top():
+    frames = torch.randint(0, 256, (8, 3, 24, 32), dtype=torch.uint8)
+    top = [("playing guitar", 0.7), ("zumba", 0.2), ("abseiling", 0.05)]
+    fig = vz.plot_top_k(frames, top, frames_shown=4)
+    *frame_axes, bars = fig.axes
+    assert len(frame_axes) == 4
+    assert [ax.get_title() for ax in frame_axes] == ["frame 0", "frame 2", "frame 5", "frame 7"]
+    np.testing.assert_allclose([patch.get_width() for patch in bars.patches], [0.7, 0.2, 0.05])
+    assert [label.get_text() for label in bars.get_yticklabels()] == [name for name, _ in top]
+    assert bars.yaxis_inverted()
+    np.testing.assert_array_equal(frame_axes[0].get_images()[0].get_array(), frames[0].permute(1, 2, 0).numpy())
+
+
+def test_confident_mistakes_rank_wrong_clips_by_confidence_and_find_their_position():
+    # video 7 has three clips, video 2 two; labels are all 0
+    video_index = torch.tensor([7, 7, 7, 2, 2])
+    labels = torch.zeros(5, dtype=torch.long)
+    logits = torch.tensor([[5.0, 0.0], [0.0, 1.0], [0.0, 4.0], [0.0, 2.0], [3.0, 0.0]])
+    assert vz.confident_mistakes(logits, labels, video_index, count=5) == [(7, 2), (2, 0), (7, 1)]
+    assert vz.confident_mistakes(logits, labels, video_index, count=1) == [(7, 2)]
+    assert vz.confident_mistakes(logits[[0, 4]], labels[[0, 4]], video_index[[0, 4]], count=3) == []
+
+
+def test_accuracies_draw_one_labelled_bar_each():
+    fig = vz.plot_accuracies({"per clip": 0.5, "per video": 0.75}, title="validation")
+    (ax,) = fig.axes
+    assert [bar.get_width() for bar in ax.patches] == [0.5, 0.75]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["per clip", "per video"]
+    assert [text.get_text() for text in ax.texts] == ["50.0%", "75.0%"]

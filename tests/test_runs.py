@@ -1,0 +1,135 @@
+"""Runs: the sizes of the notebooks' and fine-tuning runs, and the builders that turn a run into objects."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from pytorch_lightning.callbacks import BackboneFinetuning
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from video_processing import runs
+from video_processing.backbones import get_backbone
+from video_processing.runs import CPU, KINETICS, SMOKE, UCF101, Run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_lesson_run_follows_smoke_device_and_data():
+    assert runs.lesson_run(smoke=True, cuda=True, data="kinetics") is SMOKE
+    assert runs.lesson_run(smoke=False, cuda=False, data="kinetics") is CPU
+    assert runs.lesson_run(smoke=False, cuda=True, data="ucf101") is UCF101
+    assert runs.lesson_run(smoke=False, cuda=True, data="kinetics") is KINETICS
+    assert runs.lesson_run(smoke=False, cuda=True, data="synthetic") is CPU
+    assert KINETICS.crop_size == 224 and KINETICS.stem_dim_out == 64
+    # a few hundred clips do not get the Kinetics-sized network
+    assert UCF101.crop_size < KINETICS.crop_size and UCF101.stem_dim_out < KINETICS.stem_dim_out
+    assert SMOKE.max_epochs <= 2 and isinstance(SMOKE.limit_batches, int)
+
+
+def test_cpu_size_is_make_demo_size():
+    config = yaml.safe_load((ROOT / "configs" / "synthetic.yaml").read_text())
+    data, model = config["data"], config["model"]
+    assert (CPU.clip_duration_s, CPU.num_frames, CPU.crop_size) == (
+        data["clip_duration"],
+        data["num_frames"],
+        data["crop_size"],
+    )
+    assert (CPU.min_short_side, CPU.max_short_side, CPU.batch_size) == (
+        data["min_short_side"],
+        data["max_short_side"],
+        data["batch_size"],
+    )
+    assert (CPU.stem_dim_out, CPU.lr, CPU.max_epochs) == (
+        model["stem_dim_out"],
+        model["lr"],
+        config["trainer"]["max_epochs"],
+    )
+
+
+def test_worker_count_is_read_when_the_loaders_are_built(monkeypatch, tmp_path):
+    assert UCF101.num_workers is None
+    monkeypatch.setattr(runs.os, "cpu_count", lambda: 5)
+    assert runs.build_data(tmp_path, UCF101).num_workers == 5
+    assert runs.build_data(tmp_path, SMOKE).num_workers == 0
+
+
+def test_builders_pass_the_sizes_on(tmp_path, monkeypatch):
+    data = runs.build_data(tmp_path, SMOKE)
+    assert (data.clip_duration, data.crop_size, data.num_frames, data.num_workers) == (1.5, 64, 8, 0)
+    monkeypatch.setattr(type(data), "classes", property(lambda self: ["a", "b", "c"]))
+    model = runs.build_model(data, SMOKE)
+    assert model.hparams.num_classes == 3 and model.hparams.class_names == ["a", "b", "c"]
+    assert model.hparams.stem_dim_out == 8 and model.hparams.backbone == "resnet"
+    assert model.example_input_array.shape == (1, 3, 8, 64, 64)
+
+
+def test_trainer_logs_csv_and_tensorboard_under_the_run_name(tmp_path):
+    trainer = runs.build_trainer(SMOKE, tmp_path)
+    assert [type(logger) for logger in trainer.loggers] == [CSVLogger, TensorBoardLogger]
+    assert {Path(logger.log_dir) for logger in trainer.loggers} == {tmp_path / "notebook_smoke" / "version_0"}
+    assert trainer.max_epochs == SMOKE.max_epochs
+    assert trainer.checkpoint_callback.monitor == "val_acc_top1"
+
+
+@pytest.mark.parametrize(
+    "cuda, native_bf16, expected",
+    [(False, False, "32-true"), (True, True, "bf16-mixed"), (True, False, "16-mixed")],
+)
+def test_precision_follows_the_device(monkeypatch, cuda, native_bf16, expected):
+    monkeypatch.setattr(runs.torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(runs.torch.cuda, "is_bf16_supported", lambda including_emulation: native_bf16)
+    assert runs.precision_for_device() == expected
+
+
+def _finished(folder: Path) -> Path:
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "metrics.csv").write_text("epoch,step\n")
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"")
+    return folder
+
+
+def test_latest_run_is_the_newest_finished_version(tmp_path):
+    run = replace(SMOKE, name="r")
+    assert runs.latest_run(tmp_path, run) is None
+    _finished(tmp_path / "r" / "version_2")
+    newest = _finished(tmp_path / "r" / "version_10")
+    (tmp_path / "r" / "version_11").mkdir()  # started, never checkpointed
+    _finished(tmp_path / "other" / "version_12")
+    assert runs.latest_run(tmp_path, run) == newest
+
+
+def test_finetune_and_scratch_runs_differ_only_in_weights_and_freezing(tmp_path):
+    finetune, scratch = runs.finetune_runs("r2plus1d_18", smoke=False)
+    entry = get_backbone("r2plus1d_18")
+    assert (finetune.num_frames, finetune.crop_size, finetune.min_short_side) == (16, 112, entry.short_side)
+    assert finetune.pretrained and not scratch.pretrained
+    assert finetune.unfreeze_at_epoch == 2 and scratch.unfreeze_at_epoch is None
+    assert replace(scratch, name=finetune.name, pretrained=True, unfreeze_at_epoch=2) == finetune
+    data = runs.build_data(tmp_path, finetune)
+    assert (data.mean, data.std) == (entry.mean, entry.std)
+    callbacks = {
+        run.name: [type(c) for c in runs.build_trainer(run, tmp_path).callbacks] for run in (finetune, scratch)
+    }
+    assert BackboneFinetuning in callbacks[finetune.name] and BackboneFinetuning not in callbacks[scratch.name]
+
+
+def test_smoke_finetuning_runs_are_small():
+    finetune, _ = runs.finetune_runs("x3d_xs", smoke=True, pretrained=False)
+    assert not finetune.pretrained and finetune.unfreeze_at_epoch < finetune.max_epochs <= 2
+    assert finetune.crop_size == 64 and finetune.limit_batches == 1 and finetune.num_workers == 0
+
+
+def test_a_run_is_one_description_for_every_builder():
+    fields = set(Run.__dataclass_fields__)
+    assert {"backbone", "pretrained", "unfreeze_at_epoch", "stem_dim_out", "num_workers"} <= fields
+
+
+def test_describe_training_names_the_run_and_scales_with_epochs(small_dataset):
+    data = runs.build_data(small_dataset, CPU)
+    text = runs.describe_training(CPU, data, cuda=False)
+    assert "notebook_cpu" in text and "30 epochs over 24 training and 12 validation videos" in text
+    minutes = float(text.split("roughly ")[1].split(" min")[0])
+    assert minutes == pytest.approx(30 * 36 / runs.CPU_VIDEOS_PER_S / 60, abs=0.05)
+    longer = float(runs.describe_training(replace(CPU, max_epochs=60), data, cuda=False).split("roughly ")[1][:4])
+    assert longer == pytest.approx(2 * minutes, abs=0.1)

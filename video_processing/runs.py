@@ -1,0 +1,264 @@
+"""One description of a training run, and the one place that turns it into data, model and trainer.
+
+The notebooks, fine-tuning and the tests build their runs here, so a size or a precision rule is written once:
+
+    run = finetune_runs("x3d_xs", smoke=False)[0]
+    data = build_data("data/ucf101_subset", run)
+    model = build_model(data, run)
+    build_trainer(run, "lightning_logs").fit(model, data)
+
+(`03_training.ipynb` and `05_finetuning_and_inference.ipynb` write these Lightning objects out, since they are
+the lesson; `04` reloads or retrains through the builders.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import BackboneFinetuning, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from video_processing.backbones import get_backbone
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.kinetics_module import KineticsDataModule
+
+
+@dataclass(frozen=True)
+class Run:
+    """Data, model and trainer settings of one run; `name` is its folder under the logs folder.
+
+    `backbone` is a registry name (`backbones.BACKBONES`); `stem_dim_out` sizes the from-scratch "resnet" only.
+    `unfreeze_at_epoch` None trains every layer from the start; a number freezes a pretrained backbone until then.
+    `num_workers` None means one loader process per CPU core, counted when the loaders are built.
+    `limit_batches` as an int caps the training and validation batches per epoch (smoke runs).
+    """
+
+    name: str
+    clip_duration_s: float
+    num_frames: int
+    crop_size: int
+    min_short_side: int
+    max_short_side: int
+    batch_size: int
+    max_epochs: int
+    lr: float
+    backbone: str = "resnet"
+    pretrained: bool = False
+    unfreeze_at_epoch: int | None = None
+    stem_dim_out: int = 64
+    num_workers: int | None = None
+    limit_batches: int | float = 1.0
+
+
+# A thin ResNet-50 (stem_dim_out 8) on 64 px crops: trains on a CPU. CPU has configs/synthetic.yaml's sizes
+# (what `make demo` trains; tests/test_runs.py checks that they agree).
+_THIN = dict(clip_duration_s=1.5, num_frames=8, crop_size=64, min_short_side=64, max_short_side=80, stem_dim_out=8)
+SMOKE = Run("notebook_smoke", **_THIN, batch_size=8, num_workers=0, max_epochs=2, lr=3e-3, limit_batches=4)
+CPU = Run("notebook_cpu", **_THIN, batch_size=8, num_workers=2, max_epochs=30, lr=5e-3)
+# A few hundred real clips (the UCF101 subset) from scratch: a half-width ResNet-50 on 112 px crops of 8 frames,
+# trained for many short epochs. A full Kinetics-sized model would only memorise so little data.
+UCF101 = Run(
+    "notebook_ucf101",
+    clip_duration_s=2.0,
+    num_frames=8,
+    crop_size=112,
+    min_short_side=128,
+    max_short_side=160,
+    stem_dim_out=32,
+    batch_size=16,
+    max_epochs=30,
+    lr=1e-3,
+)
+# The Kinetics model: ResNet-50 at full width, 8 frames of 2 s clips, 224 px crops of a 256-320 px short side.
+KINETICS = Run(
+    "notebook_kinetics",
+    clip_duration_s=2.0,
+    num_frames=8,
+    crop_size=224,
+    min_short_side=256,
+    max_short_side=320,
+    batch_size=8,
+    max_epochs=10,
+    lr=1e-3,
+)
+
+
+def lesson_run(*, smoke: bool, cuda: bool, data: str) -> Run:
+    """The notebooks' run for their data ("synthetic", "ucf101" or "kinetics") and device.
+
+    Smoke mode is SMOKE everywhere (so CI numbers mean the same on any machine); a CPU trains the thin CPU run
+    whatever the data; a GPU trains the size that suits the data.
+    """
+    if smoke:
+        return SMOKE
+    if not cuda:
+        return CPU
+    return {"ucf101": UCF101, "kinetics": KINETICS}.get(data, CPU)
+
+
+def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tuple[Run, Run]:
+    """A fine-tuning run of `backbone` and its from-scratch twin, at the input its registry entry expects.
+
+    Smoke mode shrinks clips to 64 px crops, 2 epochs of 1 batch.
+    """
+    entry = get_backbone(backbone)
+    finetune = Run(
+        name=f"finetune_{backbone}",
+        backbone=backbone,
+        pretrained=pretrained,
+        unfreeze_at_epoch=2,
+        num_frames=entry.num_frames,
+        crop_size=entry.crop_size,
+        clip_duration_s=entry.clip_duration_s,
+        min_short_side=entry.short_side,
+        max_short_side=round(entry.short_side * 1.25),
+        batch_size=16,
+        max_epochs=8,
+        lr=1e-3,
+    )
+    if smoke:
+        finetune = replace(
+            finetune,
+            crop_size=64,
+            min_short_side=72,
+            max_short_side=88,
+            clip_duration_s=min(entry.clip_duration_s, 1.5),
+            batch_size=8,
+            num_workers=0,
+            max_epochs=2,
+            unfreeze_at_epoch=1,
+            limit_batches=1,
+        )
+    scratch = replace(finetune, name=f"scratch_{backbone}", pretrained=False, unfreeze_at_epoch=None)
+    return finetune, scratch
+
+
+def loader_workers(run: Run) -> int:
+    """`run.num_workers`, or one per CPU core of this machine."""
+    return (os.cpu_count() or 2) if run.num_workers is None else run.num_workers
+
+
+def build_data(data_path: str | Path, run: Run) -> KineticsDataModule:
+    """The data module for `run`'s clips, normalized as the backbone's registry entry expects."""
+    entry = get_backbone(run.backbone)
+    return KineticsDataModule(
+        data_path=str(data_path),
+        clip_duration=run.clip_duration_s,
+        batch_size=run.batch_size,
+        num_workers=loader_workers(run),
+        num_frames=run.num_frames,
+        crop_size=run.crop_size,
+        min_short_side=run.min_short_side,
+        max_short_side=run.max_short_side,
+        mean=entry.mean,
+        std=entry.std,
+    )
+
+
+def build_model(
+    data: KineticsDataModule, run: Run, *, weights_url: str | None = None
+) -> VideoClassificationLightningModule:
+    """`run.backbone` for the data's classes, pretrained or not (`weights_url`: a mirror of the weights)."""
+    return VideoClassificationLightningModule(
+        num_classes=data.num_classes,
+        class_names=data.classes,
+        lr=run.lr,
+        stem_dim_out=run.stem_dim_out,
+        num_frames=run.num_frames,
+        crop_size=run.crop_size,
+        backbone=run.backbone,
+        pretrained=run.pretrained,
+        weights_url=weights_url,
+    )
+
+
+def precision_for_device() -> str:
+    """bf16-mixed on GPUs with native bfloat16, 16-mixed on older GPUs, 32-true on a CPU.
+
+    Emulated bfloat16 (e.g. on a T4) is slower than float16 with loss scaling: `including_emulation=False`.
+    """
+    if not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
+
+
+def run_loggers(run: Run, logs_dir: str | Path) -> list[pl.loggers.Logger]:
+    """A CSVLogger (metrics.csv) and a TensorBoardLogger writing into the same logs_dir/run.name/version_N."""
+    csv = CSVLogger(str(logs_dir), name=run.name)
+    return [csv, TensorBoardLogger(str(logs_dir), name=run.name, version=csv.version, default_hp_metric=False)]
+
+
+def build_trainer(run: Run, logs_dir: str | Path, *, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+    """Trainer on whatever accelerator there is, at the device's best precision (`precision_for_device`).
+
+    Logs to logs_dir/run.name/version_N/ (metrics.csv and TensorBoard events), keeps the best (validation
+    top-1) and the last checkpoint in that folder's checkpoints/, and adds Lightning's BackboneFinetuning when
+    the run freezes its backbone at first. `callbacks` are added after those.
+    """
+    extra = []
+    if run.unfreeze_at_epoch is not None:
+        # train_bn=False: frozen batch norms keep their pretrained statistics, and no gradient has to flow
+        # through the frozen backbone, so the head-only epochs cost little more than inference.
+        extra.append(BackboneFinetuning(unfreeze_backbone_at_epoch=run.unfreeze_at_epoch, train_bn=False))
+    return pl.Trainer(
+        accelerator="auto",
+        devices=1,
+        precision=precision_for_device(),
+        max_epochs=run.max_epochs,
+        limit_train_batches=run.limit_batches,
+        limit_val_batches=run.limit_batches,
+        logger=run_loggers(run, logs_dir),
+        callbacks=[ModelCheckpoint(monitor="val_acc_top1", mode="max", save_last=True), *extra, *callbacks],
+        log_every_n_steps=1,
+    )
+
+
+def latest_run(logs_dir: str | Path, run: Run) -> Path | None:
+    """The newest logs_dir/run.name/version_N holding metrics.csv and checkpoints/last.ckpt, or None."""
+    finished = [
+        folder
+        for folder in (Path(logs_dir) / run.name).glob("version_*")
+        if (folder / "metrics.csv").is_file() and (folder / "checkpoints" / "last.ckpt").is_file()
+    ]
+    return max(finished, key=lambda folder: int(folder.name.removeprefix("version_")), default=None)
+
+
+def load_latest(
+    data: KineticsDataModule, run: Run, logs_dir: str | Path
+) -> tuple[VideoClassificationLightningModule, Path] | None:
+    """The last checkpoint of the newest finished run of this size on these classes, and its folder, or None."""
+    folder = latest_run(logs_dir, run)
+    if folder is None:
+        return None
+    model = VideoClassificationLightningModule.load_from_checkpoint(
+        folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False, pretrained=False
+    )
+    if list(model.hparams.class_names or []) != list(data.classes):
+        return None
+    return model, folder
+
+
+# Videos per second a whole run gets through (training and validation), for `describe_training`'s estimate:
+# on a CPU, the thin model at the CPU size (30 epochs of the default self-made set take about 5 minutes on 2
+# cores); on a GPU the loader is the bound, about 20 clips/s per worker core (decoding 320-340 px clips on one
+# core measured about 40; Colab's cores are slower).
+CPU_VIDEOS_PER_S = 30.0
+GPU_VIDEOS_PER_S_PER_WORKER = 20.0
+
+
+def describe_training(run: Run, data: KineticsDataModule, *, cuda: bool) -> str:
+    """One sentence: what a run of `run` on `data` trains, and roughly how long it takes on this machine."""
+    videos = len(data.dataset.train) + len(data.dataset.val)
+    epoch_videos = videos if isinstance(run.limit_batches, float) else 2 * run.limit_batches * run.batch_size
+    rate = GPU_VIDEOS_PER_S_PER_WORKER * max(loader_workers(run), 1) if cuda else CPU_VIDEOS_PER_S
+    minutes = run.max_epochs * min(videos, epoch_videos) / rate / 60
+    return (
+        f"training {run.name}: {run.backbone} ({'pretrained' if run.pretrained else 'from scratch'}) for "
+        f"{run.max_epochs} epochs over {len(data.dataset.train)} training and {len(data.dataset.val)} validation "
+        f"videos, roughly {max(minutes, 0.1):.1f} min on this {'GPU' if cuda else 'CPU'} machine"
+    )

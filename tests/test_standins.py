@@ -57,8 +57,16 @@ def test_standin_weights_have_the_real_format_and_load_as_pretrained(name, zoo_f
         model = build_backbone(name, num_frames=4, crop_size=64, pretrained=True)
     for key, tensor in model.state_dict().items():
         torch.testing.assert_close(tensor, state[key], rtol=0, atol=0, msg=key)
-    rebuilt = write_standin_weights(name, tmp_path / "again", num_frames=4, crop_size=64)
-    assert rebuilt.read_bytes() == path.read_bytes()  # seeded: the same file each time
+
+
+def test_standin_weights_are_the_same_file_each_time_and_leave_the_random_state_alone(tmp_path):
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    first = write_standin_weights("x3d_xs", tmp_path / "a", num_frames=4, crop_size=64)
+    assert torch.equal(torch.rand(1), expected_next)
+    again = write_standin_weights("x3d_xs", tmp_path / "b", num_frames=4, crop_size=64)
+    assert again.read_bytes() == first.read_bytes()
 
 
 def test_the_server_serves_a_folder_until_the_block_ends(tmp_path):

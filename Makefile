@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= data/synthetic
 
-.PHONY: demo test lint lab figures benchmark clean
+.PHONY: demo test lint lab print-lab-cmd figures benchmark clean
 
 $(BIN)/activate: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,23 @@ test: $(BIN)/activate
 	VIDEO_PROCESSING_SMOKE=1 $(BIN)/pytest --nbmake notebooks/ --durations=0
 
 # JupyterLab on the project's environment, registered as the "video-classification" kernel.
+# `make lab LAB_PORT=8890 NO_BROWSER=1` on a remote machine; LAB_ARGS passes further options to jupyter lab.
+LAB_PORT ?= 8888
+NO_BROWSER ?=
+LAB_ARGS ?=
+# Jupyter refuses to run as root (containers, cloud GPU machines) without --allow-root; a user does not need it.
+KERNEL_CMD = $(BIN)/python -m ipykernel install --user --name video-classification --display-name "Python (video-classification)"
+LAB_CMD = $(BIN)/jupyter lab --notebook-dir=notebooks --port=$(LAB_PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(if $(NO_BROWSER),--no-browser) $(LAB_ARGS)
+
 lab: $(BIN)/activate
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev,lab]"
-	$(BIN)/python -m ipykernel install --user --name video-classification --display-name "Python (video-classification)"
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(KERNEL_CMD)
+	$(LAB_CMD)
+
+# The two commands `make lab` runs after installing, one a line: tests/test_lab.py runs exactly these.
+print-lab-cmd:
+	@echo '$(KERNEL_CMD)'
+	@echo '$(LAB_CMD)'
 
 # Loader clips/s: the tutorial's pipeline vs ours vs decoding alone, raw vs prepared clips (docs/benchmarks.md).
 benchmark: $(BIN)/activate

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from offline_helpers import serve_directory
 from torchvision.models.video import R2Plus1D_18_Weights
 
 from video_processing.backbones import (
@@ -23,6 +22,7 @@ from video_processing.backbones import (
 )
 from video_processing.classification import make_kinetics_resnet
 from video_processing.kinetics_module import KineticsDataModule
+from video_processing.standins import serve_directory
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 

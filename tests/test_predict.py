@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from offline_helpers import serve_directory, write_avi
 
-from video_processing.backbones import BACKBONES, get_backbone, kinetics400_classes
+from video_processing.backbones import BACKBONES, kinetics400_classes
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.predict import load_classifier, main, predict_video
+from video_processing.standins import serve_directory, write_avi, write_standin_weights
 from video_processing.transforms import eval_preset
 from video_processing.video import decode_uniform_clips, write_video
 
@@ -145,12 +145,10 @@ def test_a_missing_checkpoint_is_one_line(tmp_path, videos, capsys):
 
 
 def test_a_backbone_name_predicts_kinetics_classes_with_its_pretrained_weights(tmp_path, videos, capsys, monkeypatch):
-    (tmp_path / "served").mkdir()
-    weights = get_backbone("x3d_xs").build(4, 160).state_dict()
-    torch.save({"model_state": weights}, tmp_path / "served" / "X3D_XS.pyth")
+    weights = write_standin_weights("x3d_xs", tmp_path / "served")
     with serve_directory(tmp_path / "served") as url:
         monkeypatch.setitem(
-            BACKBONES, "x3d_xs", dataclasses.replace(BACKBONES["x3d_xs"], weights_url=f"{url}/X3D_XS.pyth")
+            BACKBONES, "x3d_xs", dataclasses.replace(BACKBONES["x3d_xs"], weights_url=f"{url}/{weights.name}")
         )
         assert main(["x3d_xs", str(videos["mp4"]), "--json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)

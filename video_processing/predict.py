@@ -80,8 +80,11 @@ def load_classifier(checkpoint: str | Path, device: str | torch.device = "cpu") 
     return Classifier(module, _class_names(module.hparams), _clip_settings(module.hparams, data_hparams))
 
 
-def pretrained_classifier(backbone: str, device: str | torch.device = "cpu") -> Classifier:
-    """`backbone` with its Kinetics-400 weights (downloaded once): its predictions name Kinetics classes."""
+def pretrained_classifier(
+    backbone: str, device: str | torch.device = "cpu", *, weights_url: str | None = None
+) -> Classifier:
+    """`backbone` with its Kinetics-400 weights (downloaded once; `weights_url`: a mirror): its predictions name
+    Kinetics classes."""
     entry = get_backbone(backbone)
     module = VideoClassificationLightningModule(
         num_classes=KINETICS_CLASSES,
@@ -90,6 +93,7 @@ def pretrained_classifier(backbone: str, device: str | torch.device = "cpu") -> 
         crop_size=entry.crop_size,
         backbone=backbone,
         pretrained=True,
+        weights_url=weights_url,
     )
     return Classifier(module.eval().to(device), kinetics400_classes(), _expected_clips(entry))
 

@@ -131,7 +131,8 @@ def test_transforms_on_device_give_uint8_batches_and_the_same_clips(small_datase
         assert uint8_batch["video_name"] == float_batch["video_name"]
         finished = dm.on_after_batch_transfer(uint8_batch, 0)  # what the Trainer does on the batch's device
         torch.testing.assert_close(finished["video"], float_batch["video"], rtol=0, atol=1e-6)
-    assert dm.on_after_batch_transfer(batches[False][0], 0) is batches[False][0]  # float batches pass through
+    float_video = batches[False][0]["video"]
+    assert dm.on_after_batch_transfer(batches[False][0], 0)["video"] is float_video  # float clips pass through
 
 
 class _RecordInputs(pl.Callback):

@@ -8,6 +8,7 @@ import yaml
 
 from video_processing import notebook
 from video_processing.notebook import CPU, GPU, SMOKE, RunSize
+from video_processing.transforms import normalize_clips
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,3 +129,12 @@ def test_collect_predictions_concatenates_batches():
     with torch.no_grad():
         torch.testing.assert_close(predictions.logits[:2], model(batches[0]["video"]))
     assert len(notebook.collect_predictions(model, batches, max_batches=2).labels) == 5
+
+
+def test_collect_predictions_finishes_uint8_batches_with_the_device_transform():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 2 * 4 * 4, 5))
+    uint8 = torch.randint(0, 256, (2, 3, 2, 4, 4), dtype=torch.uint8)
+    batch = {"label": torch.tensor([0, 1]), "video_index": torch.tensor([0, 1])}
+    finished = notebook.collect_predictions(model, [{**batch, "video": uint8}], device_transform=normalize_clips)
+    with torch.no_grad():
+        torch.testing.assert_close(finished.logits, model(normalize_clips(uint8)))

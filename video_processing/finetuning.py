@@ -43,6 +43,7 @@ class FinetuneRun:
     max_epochs: int
     lr: float
     limit_batches: int | float = 1.0  # an int caps train and val batches per epoch
+    transforms_on_device: bool = False  # uint8 batches, normalized on the GPU (KineticsDataModule's option)
 
 
 def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tuple[FinetuneRun, FinetuneRun]:

@@ -71,7 +71,7 @@ class KineticsDataModule(pl.LightningDataModule):
     (B,), skipped (list of (path, reason) for videos that could not be read). With transforms_on_device (or
     decoder_device cuda) the loaders' video is uint8 (B, C, T, H, W) instead, and the Trainer makes it the
     float clips above in `on_after_batch_transfer`; iterating a loader without a Trainer, call
-    `data.on_after_batch_transfer(batch, 0)` (after moving the batch to its device) to get them.
+    `data.device_transform(batch["video"])` (after moving it to its device) to get them.
     """
 
     def __init__(
@@ -264,9 +264,16 @@ class KineticsDataModule(pl.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """uint8 clips (transforms_on_device, GPU decoding) -> float, normalized, on the batch's device."""
-        if isinstance(batch, dict) and batch["video"].dtype == torch.uint8:
-            return {**batch, "video": normalize_clips(batch["video"], self.mean, self.std)}
-        return batch
+        if not isinstance(batch, dict):  # the model summary's example input, a bare tensor
+            return batch
+        return {**batch, "video": self.device_transform(batch["video"])}
+
+    def device_transform(self, video: torch.Tensor) -> torch.Tensor:
+        """A batch's uint8 clips (B, C, T, H, W) -> float, normalized, on their device; float clips unchanged.
+
+        What the Trainer applies to every batch; call it yourself when iterating a loader without one.
+        """
+        return normalize_clips(video, self.mean, self.std) if video.dtype == torch.uint8 else video
 
 
 def check_clips_fit(infos: list[VideoInfo], clip_duration_s: float, num_frames: int, data_path: Path) -> None:

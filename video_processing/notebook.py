@@ -8,7 +8,7 @@ on a CPU.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -75,6 +75,7 @@ class RunSize:
     max_epochs: int
     lr: float
     limit_batches: int | float = 1.0  # an int caps train and val batches per epoch
+    transforms_on_device: bool = False  # uint8 batches, normalized on the GPU (KineticsDataModule's option)
 
 
 # Both CPU sizes: a thin ResNet-50 (stem_dim_out 8) on 64 px crops. CPU has configs/synthetic.yaml's sizes
@@ -122,6 +123,7 @@ def build_data_module(
         max_short_side=run.max_short_side,
         mean=mean,
         std=std,
+        transforms_on_device=run.transforms_on_device,
     )
 
 
@@ -224,11 +226,20 @@ def predict_logits(model: torch.nn.Module, video: torch.Tensor) -> torch.Tensor:
 
 
 def collect_predictions(
-    model: torch.nn.Module, loader: torch.utils.data.DataLoader, *, max_batches: int | None = None
+    model: torch.nn.Module,
+    loader: torch.utils.data.DataLoader,
+    *,
+    max_batches: int | None = None,
+    device_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Predictions:
-    """Run the model over (the first `max_batches` batches of) a validation loader."""
+    """Run the model over (the first `max_batches` batches of) a validation loader.
+
+    `device_transform` (the data module's) finishes uint8 batches on the model's device, as a Trainer would.
+    """
+    device = next(model.parameters()).device
+    finish = device_transform or (lambda video: video)
     batches = [
-        (predict_logits(model, batch["video"]), batch["label"], batch["video_index"])
+        (predict_logits(model, finish(batch["video"].to(device))), batch["label"], batch["video_index"])
         for batch in islice(loader, max_batches)
     ]
     logits, labels, video_index = (torch.cat(parts) for parts in zip(*batches, strict=True))

@@ -36,6 +36,7 @@ import yaml
 from clips import KINETICS, link_dataset, write_clip_set
 
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.decoders import torchcodec_problem
 from video_processing.kinetics_module import KineticsDataModule
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "kinetics400.yaml"
@@ -151,6 +152,8 @@ def loader_row(data_path: Path, workers: int, kind: str, sizes, device, args) ->
     name = ROW_NAMES[kind].format(workers=workers)
     if kind == "gpu-decode" and device.type != "cuda":
         return f"{name:<32} not measured: needs a CUDA GPU (decoder_device cuda)"
+    if kind == "gpu-decode" and (problem := torchcodec_problem()):
+        return f"{name:<32} not measured: {problem}"
     data = KineticsDataModule(
         data_path=str(data_path),
         clip_duration=sizes.clip_duration,

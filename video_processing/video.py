@@ -1,4 +1,6 @@
-"""Opening a video file and decoding clip windows to uint8 frames: the only place that decodes.
+"""Opening a video file and decoding clip windows to uint8 frames: the only place that decodes with PyAV.
+
+It also plans clips (`plan_*`: which frames a clip keeps, from packet timestamps) for `decoders.py`'s torchcodec.
 
 Decoding follows four rules measured on Kinetics-sized clips:
 - Only the frames a clip keeps are converted to RGB. Colour conversion, not decoding, is most of the cost, so the

@@ -20,7 +20,7 @@ from video_processing.gpu_decode import (
     TrainClipPlanner,
     decode_ahead,
 )
-from video_processing.kinetics_module import KineticsDataModule
+from video_processing.kinetics_module import KineticsDataModule, PlanDecodingDataLoader
 from video_processing.layouts import load_dataset
 from video_processing.transforms import eval_preset, train_preset
 from video_processing.video import decode_random_clip, decode_uniform_clips, open_video, random_clip_window, video_info
@@ -110,3 +110,20 @@ def test_gpu_decoding_without_a_gpu_fails_at_once_naming_the_option(small_datase
         DecoderUnavailable, match="--data.decoder_device cuda .* no CUDA GPU .* --data.decoder_device cpu"
     ):
         KineticsDataModule(str(small_dataset), **SMALL_DATA_KWARGS, decoder="torchcodec", decoder_device="cuda")
+
+
+def test_workers_plan_and_the_main_process_decodes(records, torchcodec_ffmpeg):
+    planned = PlannedUniformClipsDataset(records.val, crop_size=48, **CLIP)
+    decoder = PlannedClipDecoder("cpu", crop_size=48, short_side=56)  # the GPU's stand-in
+    loader = PlanDecodingDataLoader(
+        planned, batch_size=4, num_workers=1, collate_fn=collate_clips, clip_decoder=decoder
+    )
+    cpu = UniformClipsDataset(
+        records.val, crop_size=48, transform=eval_preset(crop_size=48, short_side=56, uint8=True), **CLIP
+    )
+    expected = list(DataLoader(cpu, batch_size=4, collate_fn=collate_clips))
+    decoded = list(loader)  # plans made in a forked worker, decoded here
+    assert len(decoded) == len(expected) == 3
+    for got, want in zip(decoded, expected, strict=True):
+        assert got["video_index"].tolist() == want["video_index"].tolist()
+        assert (got["video"].int() - want["video"].int()).abs().max() <= 1

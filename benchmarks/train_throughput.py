@@ -11,6 +11,11 @@ Rows, each after warm-up steps, timed between `cuda.synchronize()` calls:
                              `model.channels_last: true`); with --compile also torch.compile.
 - loader N workers fast:     the fast path fed by KineticsDataModule's train loader (pinned memory, persistent
                              workers) over Kinetics-like clips the benchmark writes (340x256, 10 s, 30 fps).
+- loader N workers uint8:    the same with `transforms_on_device`: workers send uint8 clips, which are made float
+                             and normalized on the device (`on_after_batch_transfer`).
+- gpu-decode N workers:      `decoder: torchcodec, decoder_device: cuda`: workers plan clips, the main process
+                             decodes them with NVDEC ahead of the step (CUDA only; otherwise printed as not run).
+"wait %" is the share of the timed wall time spent blocked waiting for the loader's next batch.
 Model FLOPs per training clip = 3 x 2 x the multiply-adds fvcore counts for one forward clip (backward costs
 about twice the forward). MFU = model FLOPs per second / the device's peak dense bf16 FLOP/s (--peak-tflops, or
 looked up from the device name for H100/H200/A100/L4/T4), for every row alike, so rows compare directly.
@@ -19,7 +24,6 @@ looked up from the device name for H100/H200/A100/L4/T4), for every row alike, s
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from contextlib import nullcontext
@@ -29,9 +33,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
-from clips import KINETICS, write_clip_set
+from clips import KINETICS, link_dataset, write_clip_set
 
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.decoders import torchcodec_problem
 from video_processing.kinetics_module import KineticsDataModule
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "kinetics400.yaml"
@@ -73,6 +78,20 @@ class Row:
     name: str
     clips_per_s: float
     step_ms: float
+    wait_share: float | None = None  # loader rows: share of the time spent waiting for a batch
+
+
+# Loader rows: the data module's options per row kind.
+LOADER_ROWS = {
+    "fast": {},
+    "uint8": {"transforms_on_device": True},
+    "gpu-decode": {"decoder": "torchcodec", "decoder_device": "cuda"},
+}
+ROW_NAMES = {
+    "fast": "loader {workers} workers fast",
+    "uint8": "loader {workers} workers uint8",
+    "gpu-decode": "gpu-decode {workers} workers",
+}
 
 
 def build_model(sizes: Sizes, device: torch.device, *, fast: bool, compile: bool) -> tuple:
@@ -128,7 +147,13 @@ def synthetic_row(name, sizes, device, args, *, fast: bool, compile: bool = Fals
     return Row(name, rate, ms)
 
 
-def loader_row(data_path: Path, workers: int, sizes, device, args) -> Row:
+def loader_row(data_path: Path, workers: int, kind: str, sizes, device, args) -> Row | str:
+    """A loader row; for GPU decoding without a GPU, the reason it was not run."""
+    name = ROW_NAMES[kind].format(workers=workers)
+    if kind == "gpu-decode" and device.type != "cuda":
+        return f"{name:<32} not measured: needs a CUDA GPU (decoder_device cuda)"
+    if kind == "gpu-decode" and (problem := torchcodec_problem()):
+        return f"{name:<32} not measured: {problem}"
     data = KineticsDataModule(
         data_path=str(data_path),
         clip_duration=sizes.clip_duration,
@@ -138,20 +163,24 @@ def loader_row(data_path: Path, workers: int, sizes, device, args) -> Row:
         crop_size=sizes.crop_size,
         min_short_side=args.min_short_side,
         max_short_side=args.max_short_side,
+        **LOADER_ROWS[kind],
     )
     data.setup("fit")
     module, optimizer = build_model(sizes, device, fast=True, compile=args.compile)
     batches = iter(data.train_dataloader())
+    waits = []
 
     def step():
+        start = time.perf_counter()
         batch = next(batches)
-        video = batch["video"].to(device, non_blocking=True)
+        waits.append(time.perf_counter() - start)
+        video = data.on_after_batch_transfer({"video": batch["video"].to(device, non_blocking=True)}, 0)["video"]
         label = batch["label"].to(device, non_blocking=True)
         train_step(module, optimizer, video, label, fast=True)
 
     warmup = args.warmup + (args.compile_warmup if args.compile else 0)
     rate, ms = time_steps(step, args.steps, warmup, sizes.batch_size, device)
-    return Row(f"loader {workers} workers fast", rate, ms)
+    return Row(name, rate, ms, sum(waits[-args.steps :]) / (args.steps * ms / 1000))
 
 
 def flops_per_clip(sizes: Sizes) -> float:
@@ -178,29 +207,27 @@ def write_dataset(root: Path, sizes: Sizes, args) -> Path:
     """Kinetics-like clips as a class-folder dataset, hard-linked so that one epoch outlasts the timed steps."""
     unique = write_clip_set(root / "unique", KINETICS, args.videos, duration_s=10.0 if not args.tiny else 3.0)
     needed = (args.warmup + args.compile_warmup + args.steps + 4) * sizes.batch_size
-    data = root / "kinetics"
-    links = [("train", i) for i in range(needed)] + [("val", 0), ("val", 1)]  # val: only to be a valid dataset
-    for split, i in links:
-        path = data / split / f"class{i % 2}" / f"{i:05d}.mp4"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.link(unique[i % len(unique)], path)
-    return data
+    return link_dataset(unique, root / "kinetics", needed)
 
 
-def print_table(rows: list[Row], sizes: Sizes, flops: float, peak: float | None, device: torch.device) -> None:
+def print_table(rows: list[Row | str], sizes: Sizes, flops: float, peak: float | None, device: torch.device) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     peak_text = f"peak {peak / 1e12:.0f} TFLOP/s" if peak else "no peak FLOP/s known (--peak-tflops gives MFU)"
     print(
         f"\n{name}: model depth {sizes.model_depth}, stem {sizes.stem_dim_out}, clips {sizes.num_frames}x"
         f"{sizes.crop_size}^2, batch {sizes.batch_size}; {flops / 1e9:.1f} GFLOPs per training clip; {peak_text}"
     )
-    print(f"{'row':<32} {'clips/s':>9} {'ms/step':>9} {'x fp32':>7} {'TFLOP/s':>8} {'MFU':>6}")
+    print(f"{'row':<32} {'clips/s':>9} {'ms/step':>9} {'x fp32':>7} {'TFLOP/s':>8} {'MFU':>6} {'wait %':>7}")
     for row in rows:
+        if isinstance(row, str):  # a row that could not run here, and why
+            print(row)
+            continue
         achieved = row.clips_per_s * flops
         mfu = f"{achieved / peak:6.1%}" if peak else f"{'-':>6}"
+        wait = f"{row.wait_share:7.1%}" if row.wait_share is not None else f"{'-':>7}"
         print(
             f"{row.name:<32} {row.clips_per_s:>9.2f} {row.step_ms:>9.1f} {row.clips_per_s / rows[0].clips_per_s:>7.2f} "
-            f"{achieved / 1e12:>8.3f} {mfu}"
+            f"{achieved / 1e12:>8.3f} {mfu} {wait}"
         )
 
 
@@ -209,6 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="a thin model on 4x64^2 clips: a CPU smoke run")
     parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
     parser.add_argument("--workers", type=int, nargs="*", default=[2, 8], help="loader rows (none: skip)")
+    parser.add_argument(
+        "--loaders", nargs="*", default=list(LOADER_ROWS), choices=list(LOADER_ROWS), help="loader row kinds"
+    )
     parser.add_argument("--steps", type=int, default=30, help="timed steps per row")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per row first")
     parser.add_argument("--compile-warmup", type=int, default=10, help="extra warm-up steps while compiling")
@@ -230,7 +260,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.workers:
             data_path = write_dataset(Path(tmp), sizes, args)
-            rows += [loader_row(data_path, workers, sizes, device, args) for workers in args.workers]
+            rows += [
+                loader_row(data_path, workers, kind, sizes, device, args)
+                for workers in args.workers
+                for kind in args.loaders
+            ]
     print_table(rows, sizes, flops_per_clip(sizes), peak_flops(device, args.peak_tflops), device)
 
 

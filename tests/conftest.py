@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from video_processing.decoders import FFMPEG_PACKAGES
 from video_processing.synthetic import make_dataset
 from video_processing.video import write_video
 
@@ -36,3 +38,19 @@ def write_clip(path: Path, seconds: float, fps: int = 24, size: tuple[int, int] 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_video(path, frames, fps)
     return path
+
+
+@pytest.fixture
+def torchcodec_ffmpeg() -> None:
+    """Skip a test that needs torchcodec when FFmpeg's shared libraries are missing, saying so.
+
+    CI installs the libraries and sets VIDEO_PROCESSING_REQUIRE_TORCHCODEC=1, which turns the skip into a
+    failure: there the parity tests must run. torchcodec itself is a dev dependency: its absence fails.
+    """
+    import torchcodec
+
+    if torchcodec.ffmpeg_major_version is None:
+        reason = "torchcodec cannot load FFmpeg's shared libraries; install them: " + FFMPEG_PACKAGES
+        if os.environ.get("VIDEO_PROCESSING_REQUIRE_TORCHCODEC") == "1":
+            pytest.fail(reason + " (VIDEO_PROCESSING_REQUIRE_TORCHCODEC=1: this run must test torchcodec)")
+        pytest.skip(reason)

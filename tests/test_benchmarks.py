@@ -12,6 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+import torchcodec
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -65,9 +68,14 @@ def test_loader_benchmark_prints_every_pipeline_and_the_targets(tmp_path):
     for target in ("ours / tutorial, kinetics clips", "ours / decode-only", "ours on prepared / tutorial on raw"):
         assert re.search(re.escape(target) + r".*target >= [\d.]+: (met|MISSED)", output), target
     assert re.search(r"ours / core-decode, kinetics clips +[\d.]+", output)
+    if torchcodec.ffmpeg_major_version is None:
+        assert "torchcodec row left out: torchcodec cannot load FFmpeg" in output
+    else:  # the same clips decoded by torchcodec on the CPU
+        assert row(output, "torchcodec", "kinetics")[1] > 0
+        assert re.search(r"torchcodec / ours, kinetics clips +[\d.]+", output)
 
 
-def test_train_benchmark_prints_fp32_fast_and_loader_rows():
+def test_train_benchmark_prints_fp32_fast_and_every_loader_row():
     output = run_benchmark(
         "train_throughput.py",
         "--tiny",
@@ -88,5 +96,22 @@ def test_train_benchmark_prints_fp32_fast_and_loader_rows():
     fp32 = row(output, "synthetic", "fp32")
     assert fp32[0] > 0 and fp32[2] == 1.0  # clips/s, ms/step, x fp32
     assert row(output, "synthetic", "fast", "(bf16+cl3d)")[0] > 0
-    loader = row(output, "loader", "1", "workers", "fast")
-    assert loader[0] > 0 and 0 <= loader[-1] < 100  # MFU in percent
+    for kind in ("fast", "uint8"):  # uint8: transforms_on_device
+        clips_per_s, ms, x_fp32, tflops, mfu, wait = row(output, "loader", "1", "workers", kind)
+        assert clips_per_s > 0 and 0 <= mfu < 100 and 0 <= wait <= 100  # percent
+    if torch.cuda.is_available():
+        assert row(output, "gpu-decode", "1", "workers")[0] > 0
+    else:
+        assert re.search(r"^gpu-decode 1 workers +not measured: needs a CUDA GPU", output, re.MULTILINE)
+
+
+def test_uint8_benchmark_prints_bytes_and_clips_per_second_of_both_batches():
+    output = run_benchmark(
+        "uint8_batches.py", "--videos", "1", "--duration", "2.5", "--seconds", "0.5", "--rounds", "1", "--workers", "1"
+    )
+    table = output.replace(",", "")  # thousands separators
+    float_bytes, _, _, float_rate, _ = row(table, "float")
+    uint8_bytes, _, _, uint8_rate, _ = row(table, "uint8")
+    assert float_rate > 0 and uint8_rate > 0
+    assert float_bytes == 4 * uint8_bytes == 8 * 3 * 8 * 224 * 224 * 4  # batch x channels x frames x crop^2 x 4 B
+    assert re.search(r"uint8 / float: 0\.25x the bytes, [\d.]+x the clips/s", output)

@@ -117,3 +117,33 @@ def test_ddp_ranks_read_disjoint_videos(small_dataset, tmp_path):
         rank0, rank1 = (set(json.loads((tmp_path / f"rank{r}_epoch{epoch}.json").read_text())) for r in (0, 1))
         assert not rank0 & rank1
         assert rank0 | rank1 == set(range(24))
+
+
+def test_transforms_on_device_give_uint8_batches_and_the_same_clips(small_dataset):
+    batches = {}
+    for on_device in (False, True):
+        dm = _data(small_dataset, transforms_on_device=on_device)
+        dm.setup("fit")
+        torch.manual_seed(0)  # the same random clips, crops and flips
+        batches[on_device] = next(iter(dm.train_dataloader())), next(iter(dm.val_dataloader()))
+    for float_batch, uint8_batch in zip(batches[False], batches[True], strict=True):
+        assert uint8_batch["video"].dtype == torch.uint8 and uint8_batch["video"].shape == float_batch["video"].shape
+        assert uint8_batch["video_name"] == float_batch["video_name"]
+        finished = dm.on_after_batch_transfer(uint8_batch, 0)  # what the Trainer does on the batch's device
+        torch.testing.assert_close(finished["video"], float_batch["video"], rtol=0, atol=1e-6)
+    float_video = batches[False][0]["video"]
+    assert dm.on_after_batch_transfer(batches[False][0], 0)["video"] is float_video  # float clips pass through
+
+
+class _RecordInputs(pl.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.dtype = batch["video"].dtype
+
+
+def test_fit_normalizes_uint8_batches_on_the_device(small_dataset):
+    dm = _data(small_dataset, transforms_on_device=True)
+    model = VideoClassificationLightningModule(num_classes=dm.num_classes, stem_dim_out=4, num_frames=4, crop_size=48)
+    record = _RecordInputs()
+    trainer = pl.Trainer(max_steps=1, callbacks=[record], **QUIET_TRAINING)
+    trainer.fit(model, dm)
+    assert record.dtype == torch.float32 and trainer.global_step == 1

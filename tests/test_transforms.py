@@ -1,6 +1,14 @@
+import pytest
 import torch
 
-from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, denormalize, eval_preset, train_preset
+from video_processing.transforms import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    denormalize,
+    eval_preset,
+    normalize_clips,
+    train_preset,
+)
 
 
 def _clip(t=8, h=72, w=96):
@@ -38,3 +46,23 @@ def test_denormalize_inverts_normalize():
     clip = torch.full((8, 3, 64, 64), 200, dtype=torch.uint8)
     out = denormalize(eval_preset(crop_size=48, short_side=64)(clip))
     assert torch.allclose(out, torch.full_like(out, 200 / 255), atol=1e-5)
+
+
+def test_uint8_presets_then_normalize_clips_equal_the_float_presets():
+    clip, mean, std = _clip(), (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    sizes = dict(crop_size=48, min_short_side=56, max_short_side=64, mean=mean, std=std)
+    for seed in range(4):  # the same random scale, crop and flip on both paths
+        torch.manual_seed(seed)
+        reference = train_preset(**sizes)(clip)
+        torch.manual_seed(seed)
+        pixels = train_preset(**sizes, uint8=True)(clip)
+        assert pixels.dtype == torch.uint8 and pixels.shape == (3, 8, 48, 48)
+        torch.testing.assert_close(normalize_clips(pixels[None], mean, std)[0], reference, rtol=0, atol=1e-6)
+    reference = eval_preset(crop_size=48, short_side=56, mean=mean, std=std)(clip)
+    pixels = eval_preset(crop_size=48, short_side=56, mean=mean, std=std, uint8=True)(clip)
+    torch.testing.assert_close(normalize_clips(pixels[None], mean, std)[0], reference, rtol=0, atol=1e-6)
+
+
+def test_normalize_clips_takes_only_uint8():
+    with pytest.raises(TypeError, match="uint8"):
+        normalize_clips(torch.zeros(1, 3, 2, 4, 4))

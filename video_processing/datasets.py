@@ -48,12 +48,14 @@ class RandomClipDataset(Dataset):
         num_frames: int,
         transform: Transform,
         root: Path | None = None,
+        decode: Callable = decode_random_clip,
     ):
         self.records = records
         self.clip_duration_s = clip_duration_s
         self.num_frames = num_frames
         self.transform = transform
         self.root = root
+        self.decode = decode  # (path, clip_duration_s, num_frames) -> what `transform` takes
 
     def __len__(self) -> int:
         return len(self.records)
@@ -64,12 +66,12 @@ class RandomClipDataset(Dataset):
             video_index = (index + attempt) % len(self.records)
             record = self.records[video_index]
             try:
-                frames = decode_random_clip(record.path, self.clip_duration_s, self.num_frames)
+                clip = self.decode(record.path, self.clip_duration_s, self.num_frames)
             except VideoError as e:
                 skipped.append((e.path, e.reason))
                 continue
             return {
-                "video": self.transform(frames).unsqueeze(0),
+                **self._clips_item([clip]),
                 "label": torch.tensor([record.label]),
                 "video_name": [_video_name(record.path, self.root)],
                 "video_index": torch.tensor([video_index]),
@@ -80,6 +82,10 @@ class RandomClipDataset(Dataset):
             f"{len(skipped)} consecutive videos could not be read; check the dataset with "
             f"`python -m video_processing.check_data`:\n  {reasons}"
         )
+
+    def _clips_item(self, clips: list) -> dict:
+        """The item's clips, transformed: "video" (N, C, T, H, W)."""
+        return {"video": torch.stack([self.transform(clip) for clip in clips])}
 
 
 class UniformClipsDataset(Dataset):
@@ -94,6 +100,7 @@ class UniformClipsDataset(Dataset):
         crop_size: int,
         transform: Transform,
         root: Path | None = None,
+        decode: Callable = decode_uniform_clips,
     ):
         self.records = records
         self.clip_duration_s = clip_duration_s
@@ -101,6 +108,7 @@ class UniformClipsDataset(Dataset):
         self.crop_size = crop_size
         self.transform = transform
         self.root = root
+        self.decode = decode  # (path, clip_duration_s, num_frames) -> a list of what `transform` takes
 
     def __len__(self) -> int:
         return len(self.records)
@@ -108,11 +116,10 @@ class UniformClipsDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
         try:
-            clips = decode_uniform_clips(record.path, self.clip_duration_s, self.num_frames)
+            clips = self.decode(record.path, self.clip_duration_s, self.num_frames)
         except VideoError as e:
-            empty = torch.empty(0, 3, self.num_frames, self.crop_size, self.crop_size)
             return {
-                "video": empty,
+                **self._no_clips(),
                 "label": torch.empty(0, dtype=torch.long),
                 "video_name": [],
                 "video_index": torch.empty(0, dtype=torch.long),
@@ -120,20 +127,33 @@ class UniformClipsDataset(Dataset):
             }
         n = len(clips)
         return {
-            "video": torch.stack([self.transform(clip) for clip in clips]),
+            **self._clips_item(clips),
             "label": torch.full((n,), record.label),
             "video_name": [_video_name(record.path, self.root)] * n,
             "video_index": torch.full((n,), index),
             "skipped": [],
         }
 
+    _clips_item = RandomClipDataset._clips_item
+
+    def _no_clips(self) -> dict:
+        """The clips of a video that could not be read: none."""
+        return {"video": torch.empty(0, 3, self.num_frames, self.crop_size, self.crop_size)}
+
 
 def collate_clips(items: list[dict]) -> dict:
-    """Concatenate items' clips into one batch: video (B, C, T, H, W) float, label (B,) long, and lists."""
-    return {
-        "video": torch.cat([item["video"] for item in items]),
+    """Concatenate items' clips into one batch: video (B, C, T, H, W), label (B,) long, and lists.
+
+    Items of planned clips (see `gpu_decode.py`) hold "plans" instead of "video"; the batch holds their list.
+    """
+    batch = {
         "label": torch.cat([item["label"] for item in items]).long(),
         "video_name": [name for item in items for name in item["video_name"]],
         "video_index": torch.cat([item["video_index"] for item in items]).long(),
         "skipped": [entry for item in items for entry in item["skipped"]],
     }
+    if "plans" in items[0]:
+        return {"plans": [plan for item in items for plan in item["plans"]], **batch}
+    # an unreadable video's empty float stack would turn uint8 clips into float: leave empty stacks out
+    videos = [item["video"] for item in items if len(item["video"])] or [items[0]["video"]]
+    return {"video": torch.cat(videos), **batch}

@@ -15,8 +15,16 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from video_processing.datasets import RandomClipDataset, UniformClipsDataset, collate_clips
+from video_processing.decoders import check_decoder, clip_decoders
+from video_processing.gpu_decode import (
+    PlannedClipDecoder,
+    PlannedRandomClipDataset,
+    PlannedUniformClipsDataset,
+    TrainClipPlanner,
+    decode_ahead,
+)
 from video_processing.layouts import Dataset, LayoutError, check_splits, load_dataset
-from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset, train_preset
+from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset, normalize_clips, train_preset
 from video_processing.video import VideoError, VideoInfo, open_video, video_info
 
 logger = logging.getLogger("video_processing")
@@ -51,9 +59,19 @@ class KineticsDataModule(pl.LightningDataModule):
             instead of hanging it.
         mean, std: per-channel normalization; pretrained weights expect the values they were trained with
             (configs/finetune_*.yaml set them per backbone).
+        transforms_on_device: workers return the resized, cropped (and flipped) clips as uint8, a quarter of the
+            bytes through shared memory and to the GPU; `on_after_batch_transfer` converts them to float and
+            normalizes them on the batch's device. The clips equal the float path's within rounding.
+        decoder: "pyav" (default) or "torchcodec" (optional: `decoders.TORCHCODEC_INSTALL`); same clips.
+        decoder_device: "cpu", or "cuda" to decode on the GPU (NVDEC, needs decoder torchcodec): workers then
+            only plan clips and the main process decodes them on the GPU (see `gpu_decode.py`); batches are
+            uint8 as with transforms_on_device.
 
     Batches are dicts: video float (B, C, T, H, W), label long (B,), video_name (list of B), video_index long
-    (B,), skipped (list of (path, reason) for videos that could not be read).
+    (B,), skipped (list of (path, reason) for videos that could not be read). With transforms_on_device (or
+    decoder_device cuda) the loaders' video is uint8 (B, C, T, H, W) instead, and the Trainer makes it the
+    float clips above in `on_after_batch_transfer`; iterating a loader without a Trainer, call
+    `data.device_transform(batch["video"])` (after moving it to its device) to get them.
     """
 
     def __init__(
@@ -70,8 +88,12 @@ class KineticsDataModule(pl.LightningDataModule):
         loader_timeout_s: float = 600,
         mean: tuple[float, float, float] = KINETICS_MEAN,
         std: tuple[float, float, float] = KINETICS_STD,
+        transforms_on_device: bool = False,
+        decoder: str = "pyav",
+        decoder_device: str = "cpu",
     ):
         super().__init__()
+        check_decoder(decoder, decoder_device)  # fails here, naming the option, not in a worker or a hang later
         self.save_hyperparameters()
         self.data_path = Path(data_path or default_data_path())
         self.clip_duration = clip_duration
@@ -85,6 +107,9 @@ class KineticsDataModule(pl.LightningDataModule):
         self.loader_timeout_s = loader_timeout_s
         self.mean = tuple(mean)
         self.std = tuple(std)
+        self.transforms_on_device = transforms_on_device
+        self.decoder = decoder
+        self.decoder_device = decoder_device
         self._warned_paths: set[str] = set()
 
     @cached_property
@@ -113,6 +138,10 @@ class KineticsDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         check_clips_fit(self._sample_headers(), self.clip_duration, self.num_frames, self.data_path)
+        if self._decodes_on_gpu:
+            self._setup_planned()
+            return
+        decode_random, decode_uniform = clip_decoders(self.decoder)
         self.train_set = RandomClipDataset(
             self.dataset.train,
             clip_duration_s=self.clip_duration,
@@ -125,7 +154,9 @@ class KineticsDataModule(pl.LightningDataModule):
                 hflip_prob=self.hflip_prob,
                 mean=self.mean,
                 std=self.std,
+                uint8=self.transforms_on_device,
             ),
+            decode=decode_random,
         )
         self.val_set = UniformClipsDataset(
             self.dataset.val,
@@ -134,8 +165,42 @@ class KineticsDataModule(pl.LightningDataModule):
             crop_size=self.crop_size,
             root=self.data_path,
             transform=eval_preset(
-                crop_size=self.crop_size, short_side=self.min_short_side, mean=self.mean, std=self.std
+                crop_size=self.crop_size,
+                short_side=self.min_short_side,
+                mean=self.mean,
+                std=self.std,
+                uint8=self.transforms_on_device,
             ),
+            decode=decode_uniform,
+        )
+
+    @property
+    def _decodes_on_gpu(self) -> bool:
+        return torch.device(self.decoder_device).type == "cuda"
+
+    def _setup_planned(self) -> None:
+        """Datasets whose workers plan clips (same sampling as `setup`'s), and the decoder of their batches."""
+        self.train_set = PlannedRandomClipDataset(
+            self.dataset.train,
+            clip_duration_s=self.clip_duration,
+            num_frames=self.num_frames,
+            root=self.data_path,
+            planner=TrainClipPlanner(
+                crop_size=self.crop_size,
+                min_short_side=self.min_short_side,
+                max_short_side=self.max_short_side,
+                hflip_prob=self.hflip_prob,
+            ),
+        )
+        self.val_set = PlannedUniformClipsDataset(
+            self.dataset.val,
+            clip_duration_s=self.clip_duration,
+            num_frames=self.num_frames,
+            crop_size=self.crop_size,
+            root=self.data_path,
+        )
+        self.clip_decoder = PlannedClipDecoder(
+            self.decoder_device, crop_size=self.crop_size, short_side=self.min_short_side
         )
 
     def _sample_headers(self) -> list[VideoInfo]:
@@ -173,7 +238,8 @@ class KineticsDataModule(pl.LightningDataModule):
         return self.val_dataloader()
 
     def _loader(self, dataset, *, shuffle: bool, sampler=None) -> DataLoader:
-        return HintingDataLoader(
+        planned = {"clip_decoder": self.clip_decoder} if self._decodes_on_gpu else {}
+        return (PlanDecodingDataLoader if planned else HintingDataLoader)(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
@@ -183,6 +249,7 @@ class KineticsDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
             timeout=self.loader_timeout_s if self.num_workers > 0 else 0,
+            **planned,
         )
 
     def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
@@ -194,6 +261,19 @@ class KineticsDataModule(pl.LightningDataModule):
                 self._warned_paths.add(path)
                 logger.warning("skipped video %s: %s", path, reason)
         return batch
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """uint8 clips (transforms_on_device, GPU decoding) -> float, normalized, on the batch's device."""
+        if not isinstance(batch, dict):  # the model summary's example input, a bare tensor
+            return batch
+        return {**batch, "video": self.device_transform(batch["video"])}
+
+    def device_transform(self, video: torch.Tensor) -> torch.Tensor:
+        """A batch's uint8 clips (B, C, T, H, W) -> float, normalized, on their device; float clips unchanged.
+
+        What the Trainer applies to every batch; call it yourself when iterating a loader without one.
+        """
+        return normalize_clips(video, self.mean, self.std) if video.dtype == torch.uint8 else video
 
 
 def check_clips_fit(infos: list[VideoInfo], clip_duration_s: float, num_frames: int, data_path: Path) -> None:
@@ -243,6 +323,17 @@ class HintingDataLoader(DataLoader):
                     raise
                 raise LoaderError(f"{e}: {hint}") from e
             yield batch
+
+
+class PlanDecodingDataLoader(HintingDataLoader):
+    """A loader of planned clips (see `gpu_decode.py`) whose batches arrive decoded on `clip_decoder`'s device."""
+
+    def __init__(self, *args, clip_decoder: PlannedClipDecoder, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clip_decoder = clip_decoder
+
+    def __iter__(self):
+        return decode_ahead(super().__iter__(), self.clip_decoder)
 
 
 def _loader_failure_hint(message: str, timeout_s: float) -> str | None:

@@ -36,6 +36,7 @@ class Run:
     `unfreeze_at_epoch` None trains every layer from the start; a number freezes a pretrained backbone until then.
     `num_workers` None means one loader process per CPU core, counted when the loaders are built.
     `limit_batches` as an int caps the training and validation batches per epoch (smoke runs).
+    `transforms_on_device` has workers return uint8 clips, normalized on the GPU (KineticsDataModule's option).
     """
 
     name: str
@@ -53,6 +54,7 @@ class Run:
     stem_dim_out: int = 64
     num_workers: int | None = None
     limit_batches: int | float = 1.0
+    transforms_on_device: bool = False
 
 
 # A thin ResNet-50 (stem_dim_out 8) on 64 px crops: trains on a CPU. CPU has configs/synthetic.yaml's sizes
@@ -73,6 +75,7 @@ UCF101 = Run(
     batch_size=16,
     max_epochs=30,
     lr=1e-3,
+    transforms_on_device=True,
 )
 # The Kinetics model: ResNet-50 at full width, 8 frames of 2 s clips, 224 px crops of a 256-320 px short side.
 KINETICS = Run(
@@ -85,6 +88,7 @@ KINETICS = Run(
     batch_size=8,
     max_epochs=10,
     lr=1e-3,
+    transforms_on_device=True,
 )
 
 
@@ -120,6 +124,7 @@ def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tup
         batch_size=16,
         max_epochs=8,
         lr=1e-3,
+        transforms_on_device=True,  # on a GPU; on a CPU the same work moves from the workers to the main process
     )
     if smoke:
         finetune = replace(
@@ -133,6 +138,7 @@ def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tup
             max_epochs=2,
             unfreeze_at_epoch=1,
             limit_batches=1,
+            transforms_on_device=False,
         )
     scratch = replace(finetune, name=f"scratch_{backbone}", pretrained=False, unfreeze_at_epoch=None)
     return finetune, scratch
@@ -157,6 +163,7 @@ def build_data(data_path: str | Path, run: Run) -> KineticsDataModule:
         max_short_side=run.max_short_side,
         mean=entry.mean,
         std=entry.std,
+        transforms_on_device=run.transforms_on_device,
     )
 
 

@@ -8,6 +8,8 @@ decoding (see `video.py`), before any pixel is converted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -29,6 +31,15 @@ class AsVideo(torch.nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return tv_tensors.Video(frames)
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A square region of a frame in source pixels: top and left corner, side."""
+
+    top: int
+    left: int
+    side: int
 
 
 class RandomShortSideScaleCrop(torch.nn.Module):
@@ -58,16 +69,22 @@ class RandomShortSideScaleCrop(torch.nn.Module):
         left = int(torch.randint(int(width * scale) - self.crop_size + 1, ()))
         return short_side, top, left
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        height, width = video.shape[-2:]
+    def crop_box(self, height: int, width: int) -> CropBox:
+        """A random crop as a square of source pixels: what `forward` resizes for a frame of this size."""
         short_side, top, left = self.get_params(height, width)
         scale = short_side / min(height, width)
         side = round(self.crop_size / scale)  # the crop's side in source pixels, at most min(height, width)
-        src_top, src_left = min(round(top / scale), height - side), min(round(left / scale), width - side)
-        # antialias: downscaling large videos without it aliases fine textures
-        size = [self.crop_size, self.crop_size]
-        crop = F.resized_crop(video, src_top, src_left, side, side, size, antialias=True)
-        return tv_tensors.Video(crop.contiguous())
+        return CropBox(min(round(top / scale), height - side), min(round(left / scale), width - side), side)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return resized_crop(video, self.crop_box(*video.shape[-2:]), self.crop_size)
+
+
+def resized_crop(video: torch.Tensor, box: CropBox, crop_size: int) -> torch.Tensor:
+    """The `box` of every frame resized to crop_size x crop_size, as a contiguous video (on the video's device)."""
+    # antialias: downscaling large videos without it aliases fine textures
+    crop = F.resized_crop(video, box.top, box.left, box.side, box.side, [crop_size, crop_size], antialias=True)
+    return tv_tensors.Video(crop.contiguous())
 
 
 def train_preset(
@@ -78,16 +95,20 @@ def train_preset(
     hflip_prob: float = 0.5,
     mean: tuple[float, float, float] = KINETICS_MEAN,
     std: tuple[float, float, float] = KINETICS_STD,
+    uint8: bool = False,
 ) -> v2.Compose:
-    """Random short-side scale and random crop (one step), horizontal flip, then float and normalize."""
+    """Random short-side scale and random crop (one step), horizontal flip, then float and normalize.
+
+    uint8=True leaves out float and normalize: the clip stays uint8 (C, T, H, W), a quarter of the bytes, and
+    `normalize_clips` finishes it wherever the batch lands (the GPU); the result is the same.
+    """
     return v2.Compose(
         [
             AsVideo(),
             RandomShortSideScaleCrop(crop_size, min_short_side, max_short_side),
             v2.RandomHorizontalFlip(hflip_prob),
-            v2.ToDtype(torch.float32, scale=True),
             # in place: ToDtype made a new tensor, so no caller's data is overwritten
-            v2.Normalize(mean=list(mean), std=list(std), inplace=True),
+            *_float_steps(mean, std, uint8=uint8, inplace=True),
             ToCTHW(),
         ]
     )
@@ -99,18 +120,42 @@ def eval_preset(
     short_side: int = 256,
     mean: tuple[float, float, float] = KINETICS_MEAN,
     std: tuple[float, float, float] = KINETICS_STD,
+    uint8: bool = False,
 ) -> v2.Compose:
-    """Short side to `short_side`, center crop, then float and normalize: deterministic."""
+    """Short side to `short_side`, center crop, then float and normalize: deterministic.
+
+    uint8=True leaves out float and normalize, as in `train_preset`.
+    """
     return v2.Compose(
         [
             AsVideo(),
             v2.Resize(short_side, antialias=True),
             v2.CenterCrop(crop_size),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=list(mean), std=list(std)),
+            *_float_steps(mean, std, uint8=uint8, inplace=False),
             ToCTHW(),
         ]
     )
+
+
+def _float_steps(mean, std, *, uint8: bool, inplace: bool) -> list[torch.nn.Module]:
+    if uint8:
+        return []
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std), inplace=inplace)]
+
+
+def normalize_clips(
+    video: torch.Tensor, mean: tuple[float, ...] = KINETICS_MEAN, std: tuple[float, ...] = KINETICS_STD
+) -> torch.Tensor:
+    """uint8 clips (B, C, T, H, W) from a uint8 preset -> float, normalized, on the clips' device.
+
+    The same arithmetic as the presets' float steps, so the clips equal the float presets' within rounding.
+    """
+    if video.dtype != torch.uint8:
+        raise TypeError(f"normalize_clips takes the uint8 clips of a uint8 preset, got {video.dtype}")
+    shape = (1, -1, 1, 1, 1)
+    m = torch.tensor(mean, device=video.device).view(shape)
+    s = torch.tensor(std, device=video.device).view(shape)
+    return F.to_dtype(video, torch.float32, scale=True).sub_(m).div_(s)
 
 
 def denormalize(

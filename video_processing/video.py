@@ -1,4 +1,6 @@
-"""Opening a video file and decoding clip windows to uint8 frames: the only place that decodes.
+"""Opening a video file and decoding clip windows to uint8 frames: the only place that decodes with PyAV.
+
+It also plans clips (`plan_*`: which frames a clip keeps, from packet timestamps) for `decoders.py`'s torchcodec.
 
 Decoding follows four rules measured on Kinetics-sized clips:
 - Only the frames a clip keeps are converted to RGB. Colour conversion, not decoding, is most of the cost, so the
@@ -145,17 +147,67 @@ def decode_last_clip(path: str | Path, clip_duration_s: float, num_frames: int) 
     )[0]
 
 
+@dataclass(frozen=True)
+class PlannedClip:
+    """Which frames a clip keeps, decided from packet timestamps alone: what another decoder needs to decode it.
+
+    `times` are the kept frames' presentation times in seconds, exactly the frames `decode_*` would return;
+    `height` and `width` are the decoded frame size the header states.
+    """
+
+    path: str
+    window: tuple[float, float]
+    times: tuple[float, ...]
+    height: int
+    width: int
+
+
+def plan_random_clip(
+    path: str | Path, clip_duration_s: float, num_frames: int, generator: torch.Generator | None = None
+) -> PlannedClip:
+    """Plan the clip `decode_random_clip` would decode, drawing the same random window, without decoding it."""
+    return _decode_file(
+        path,
+        clip_duration_s,
+        num_frames,
+        lambda duration: [random_clip_window(duration, clip_duration_s, generator)],
+        read=_plan_windows,
+    )[0]
+
+
+def plan_uniform_clips(path: str | Path, clip_duration_s: float, num_frames: int) -> list[PlannedClip]:
+    """Plan the clips `decode_uniform_clips` would decode, without decoding them."""
+    return _decode_file(
+        path, clip_duration_s, num_frames, lambda d: uniform_clip_windows(d, clip_duration_s), read=_plan_windows
+    )
+
+
+def _plan_windows(
+    container: av.container.InputContainer, path: Path, windows: list[tuple[float, float]], num_frames: int
+) -> list[PlannedClip]:
+    info = video_info(container)
+    _, kept_times = _read_kept_times(container, path, windows, num_frames)
+    return [
+        PlannedClip(str(path), window, tuple(times), info.height, info.width)
+        for window, times in zip(windows, kept_times, strict=True)
+    ]
+
+
 def _decode_file(
     path: str | Path,
     clip_duration_s: float,
     num_frames: int,
     windows_for: Callable[[float], list[tuple[float, float]]],
-) -> list[torch.Tensor]:
-    """Open `path`, place windows by its duration, decode them, close it; every failure is a VideoError."""
+    read: Callable[..., list] | None = None,
+) -> list:
+    """Open `path`, place windows by its duration, decode them (or `read` them), close it.
+
+    Every failure is a VideoError.
+    """
     container = open_video(path)
     try:
         windows = windows_for(_usable_duration(path, video_info(container), clip_duration_s))
-        return _decode_windows(container, Path(path), windows, num_frames)
+        return (read or _decode_windows)(container, Path(path), windows, num_frames)
     except av.error.FFmpegError as e:
         raise VideoError(path, f"decoding failed ({e})") from None
     finally:
@@ -186,12 +238,7 @@ def _decode_windows(
     """
     stream = container.streams.video[0]
     time_base = stream.time_base or Fraction(1, av.time_base)
-    start_pts = int(windows[0][0] / time_base)
-    if start_pts > 0:
-        container.seek(start_pts, stream=stream, backward=True, any_frame=False)
-    packets = _packets_until(container, stream, windows[-1][1] / time_base)
-    presented = sorted(float(p.pts * time_base) for p in packets if p.pts is not None)
-    kept_times = [_kept_times(path, window, presented, num_frames) for window in windows]
+    packets, kept_times = _read_kept_times(container, path, windows, num_frames)
     wanted = {round(t / time_base) for times in kept_times for t in times}
     frames = _decode_wanted(stream, packets, wanted)
     if missing := wanted - frames.keys():
@@ -199,6 +246,23 @@ def _decode_windows(
     reformatter = VideoReformatter()  # one converter for all frames: `frame.to_ndarray(format=...)` sets up
     # a new one per frame, which costs twice the conversion itself; the pixels are the same
     return [_to_rgb(reformatter, [frames[round(t / time_base)] for t in times]) for times in kept_times]
+
+
+def _read_kept_times(
+    container: av.container.InputContainer, path: Path, windows: list[tuple[float, float]], num_frames: int
+) -> tuple[list[av.Packet], list[list[float]]]:
+    """The packets covering the windows and, per window, the presentation times of its kept frames.
+
+    Reads packets only: their timestamps decide the kept frames, with no frame decoded.
+    """
+    stream = container.streams.video[0]
+    time_base = stream.time_base or Fraction(1, av.time_base)
+    start_pts = int(windows[0][0] / time_base)
+    if start_pts > 0:
+        container.seek(start_pts, stream=stream, backward=True, any_frame=False)
+    packets = _packets_until(container, stream, windows[-1][1] / time_base)
+    presented = sorted(float(p.pts * time_base) for p in packets if p.pts is not None)
+    return packets, [_kept_times(path, window, presented, num_frames) for window in windows]
 
 
 def _packets_until(container: av.container.InputContainer, stream, end_pts: float) -> list[av.Packet]:

@@ -1,7 +1,8 @@
-"""Test helpers: a static HTTP server on 127.0.0.1 (no test reaches the internet) and an AVI writer."""
+"""Test helpers: a static HTTP server on 127.0.0.1 (no test reaches the internet), AVI and MPEG-TS writers."""
 
 from __future__ import annotations
 
+import io
 import threading
 from contextlib import contextmanager
 from functools import partial
@@ -39,3 +40,16 @@ def write_avi(path: Path, frames: np.ndarray, fps: int) -> None:
         for rgb in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, "rgb24")))
         container.mux(stream.encode())
+
+
+def mpegts_bytes(frames: np.ndarray, fps: int) -> bytes:
+    """Frames (T, H, W, 3) uint8 as H.264 in MPEG-TS, what `ffmpeg ... -f mpegts -` writes to a pipe."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"g": str(fps)}  # a keyframe a second, as a live encoder sends them
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, "rgb24")))
+        container.mux(stream.encode())
+    return buffer.getvalue()

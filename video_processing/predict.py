@@ -191,9 +191,9 @@ class SegmentWriter:
 
     FIELDS = ("source", "kind", "start_s", "end_s", "label", "probability", "num_windows")
 
-    def __init__(self, style: str, stream=sys.stdout):
-        self.style, self.stream = style, stream
-        self.csv = csv.DictWriter(stream, self.FIELDS, lineterminator="\n") if style == "csv" else None
+    def __init__(self, style: str, stream=None):
+        self.style, self.stream = style, stream or sys.stdout
+        self.csv = csv.DictWriter(self.stream, self.FIELDS, lineterminator="\n") if style == "csv" else None
         if self.csv:
             self.csv.writeheader()
 

@@ -284,3 +284,11 @@ def test_a_piped_stream_prints_windows_as_they_arrive_and_ctrl_c_ends_with_the_s
     windows, segments = _records(first + out)
     assert 1 <= len(windows) < 9 and "Traceback" not in err and "interrupted" in err, err
     assert segments and segments[0][0] == 0 and segments[-1][1] == windows[-1][1]
+
+
+def test_a_missing_source_with_segments_is_one_line_and_the_rest_is_labelled(checkpoint, videos, capsys):
+    assert main([str(checkpoint), str(videos["missing"]), str(videos["mp4"]), "--segments", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "no such file" in captured.err and "Traceback" not in captured.err
+    windows, segments = _records(captured.out)
+    assert len(windows) == 2 and segments[-1][1] == 2

@@ -151,7 +151,7 @@ def predict_video(classifier: Classifier, path: str | Path, top_k: int = 5) -> P
     return Prediction(str(path), len(clips), top)
 
 
-def classifier_preset(classifier: Classifier):
+def classifier_preset(classifier: Classifier) -> torch.nn.Module:
     """The eval preset with the classifier's crop, short side and normalization."""
     settings = classifier.clips
     return eval_preset(

@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import argparse
+import csv
 import dataclasses
+import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from stream_helpers import mpegts_bytes
 
 from video_processing.backbones import BACKBONES, kinetics400_classes
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.predict import load_classifier, main, predict_video
+from video_processing.predict import (
+    Classifier,
+    ClipSettings,
+    SegmentWriter,
+    load_classifier,
+    main,
+    predict_segments,
+    predict_video,
+)
 from video_processing.standins import serve_directory, write_avi, write_standin_weights
-from video_processing.transforms import eval_preset
+from video_processing.synthetic import render_video
+from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset
 from video_processing.video import decode_uniform_clips, write_video
 
+ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["alpha", "beta", "gamma"]
 MEAN, STD = (0.4, 0.41, 0.42), (0.2, 0.21, 0.22)
 
@@ -154,3 +173,123 @@ def test_a_backbone_name_predicts_kinetics_classes_with_its_pretrained_weights(t
     (record,) = json.loads(capsys.readouterr().out)
     assert len(record["top"]) == 5
     assert {entry["class"] for entry in record["top"]} <= set(kinetics400_classes())
+
+
+class GrowthStandIn(torch.nn.Module):
+    """A deterministic stand-in for a trained model on self-made videos: reads from a window's frames whether the
+    shape grows, keeps its size (the "spinning" class) or shrinks.
+
+    The shape is the one strongly coloured region (largest minus smallest channel above 0.45); the median change
+    of its log area between consecutive frames decides. Reversed frames swap growing and shrinking, so labels come
+    out right only when each window gets its own frames, in order. It says nothing about what a trained network
+    learns; it tests the windowing, the preset and the merging around the model.
+    """
+
+    classes = ["growing", "spinning", "shrinking"]
+
+    def __init__(self):
+        super().__init__()
+        self.hparams = argparse.Namespace(num_frames=4, crop_size=48)
+        self.device = torch.device("cpu")
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1, 1) for v in (KINETICS_MEAN, KINETICS_STD))
+        rgb = video * std + mean
+        area = ((rgb.amax(1) - rgb.amin(1)) > 0.45).sum((-2, -1)).clamp(min=1).float()
+        growth = area.log().diff(dim=1).median(1).values
+        return 10 * torch.stack([growth, 0.12 - growth.abs(), -growth], 1)
+
+
+def _segment_args(**kwargs) -> argparse.Namespace:
+    return argparse.Namespace(**{"window": None, "stride": None, "smooth": 1, "input_format": None, **kwargs})
+
+
+def _records(text: str) -> tuple[list[tuple], list[tuple]]:
+    records = [json.loads(line) for line in text.splitlines()]
+    rows = {
+        kind: [(r["start_s"], r["end_s"], r["label"]) for r in records if r["kind"] == kind]
+        for kind in ("window", "segment")
+    }
+    return rows["window"], rows["segment"]
+
+
+def test_a_long_video_of_several_classes_gives_its_segments_in_order(tmp_path):
+    order = ["growing", "spinning", "shrinking", "growing"]  # 2 s each
+    parts = [render_video(label, np.random.default_rng([3, i]), 72, 72, 48, 24) for i, label in enumerate(order)]
+    write_video(tmp_path / "long.mp4", np.concatenate(parts), 24)
+    clips = ClipSettings(clip_duration=1.0, min_short_side=48, mean=KINETICS_MEAN, std=KINETICS_STD)
+    classifier = Classifier(GrowthStandIn(), GrowthStandIn.classes, clips)
+    out = io.StringIO()
+    assert predict_segments(classifier, str(tmp_path / "long.mp4"), _segment_args(), SegmentWriter("json", out))
+    windows, segments = _records(out.getvalue())
+    assert windows == [(k, k + 1, order[k // 2]) for k in range(8)]
+    assert segments == [(0, 2, "growing"), (2, 4, "spinning"), (4, 6, "shrinking"), (6, 8, "growing")]
+    # the stand-in reads motion, not a frame: the first window played backwards is shrinking
+    clip = eval_preset(crop_size=48, short_side=48)(decode_uniform_clips(tmp_path / "long.mp4", 1.0, 4)[0])
+    assert GrowthStandIn()(clip.flip(1)[None]).argmax().item() == 2
+
+
+def test_segments_as_text_json_and_csv(checkpoint, videos, capsys):
+    video = str(videos["mp4"])  # 2.1 s: two windows of the checkpoint's 1 s clips
+    assert main([str(checkpoint), video, "--segments", "--json"]) == 0
+    windows, segments = _records(capsys.readouterr().out)
+    assert [w[:2] for w in windows] == [(0, 1), (1, 2)] and {w[2] for w in windows} <= set(CLASSES)
+    assert segments[0][0] == 0 and segments[-1][1] == 2 and len(segments) == len({w[2] for w in windows})
+    # a window of one clip's length is that clip: the same probabilities as the checkpoint on the decoded clip
+    classifier = load_classifier(checkpoint)
+    clip = eval_preset(crop_size=32, short_side=40, mean=MEAN, std=STD)(decode_uniform_clips(video, 1.0, 4)[0])
+    with torch.no_grad():
+        expected = classifier.module(clip[None])[0].softmax(0)
+    assert main([str(checkpoint), video, "--segments", "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["kind"] for r in rows][:2] == ["window", "window"] and rows[-1]["kind"] == "segment"
+    assert rows[0]["label"] == CLASSES[expected.argmax()]
+    assert float(rows[0]["probability"]) == pytest.approx(expected.max().item(), abs=1e-5)
+    assert main([str(checkpoint), video, "--segments", "--window", "0.5", "--stride", "0.25", "--smooth", "3"]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0] == video and text.index("  segments:") == 8  # windows starting 0, 0.25, ..., 1.5 s
+    assert text[1].split()[:4] == ["0.00", "-", "0.50", "s"]
+
+
+def test_segments_of_standard_input_as_it_streams(checkpoint, monkeypatch, capsys):
+    stream = mpegts_bytes(np.random.default_rng(0).integers(0, 256, (75, 48, 64, 3), dtype=np.uint8), 25)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stream)))
+    assert main([str(checkpoint), "-", "--segments", "--json"]) == 0
+    windows, segments = _records(capsys.readouterr().out)
+    assert [w[:2] for w in windows] == [(0, 1), (1, 2), (2, 3)] and segments[-1][1] == 3
+
+
+def test_a_piped_stream_prints_windows_as_they_arrive_and_ctrl_c_ends_with_the_segments(checkpoint):
+    """A real pipe into a real process: windows appear before the stream ends; SIGINT prints the segments."""
+    stream = mpegts_bytes(np.random.default_rng(0).integers(0, 256, (250, 48, 64, 3), dtype=np.uint8), 25)
+    command = [sys.executable, "-m", "video_processing.predict", str(checkpoint), "-", "--segments", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TORCH_HOME": os.environ["TORCH_HOME"]}
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    watchdog = threading.Timer(120, process.kill)  # a hung read fails the test instead of hanging it
+    watchdog.start()
+    try:
+        process.stdin.write(stream[: len(stream) // 2])  # about 5 of the 10 s; the pipe stays open
+        process.stdin.flush()
+        first = process.stdout.readline().decode()  # before the rest of the stream exists
+        assert json.loads(first) | {"label": "", "probability": 0} == {
+            **{"source": "-", "kind": "window", "start_s": 0, "end_s": 1, "label": "", "probability": 0}
+        }
+        process.send_signal(signal.SIGINT)
+        # the reader's buffer may hold more lines already: read through it, not around it (communicate)
+        out, err = process.stdout.read().decode(), process.stderr.read().decode()
+        process.wait()
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert process.returncode == 0, err
+    windows, segments = _records(first + out)
+    assert 1 <= len(windows) < 9 and "Traceback" not in err and "interrupted" in err, err
+    assert segments and segments[0][0] == 0 and segments[-1][1] == windows[-1][1]
+
+
+def test_a_missing_source_with_segments_is_one_line_and_the_rest_is_labelled(checkpoint, videos, capsys):
+    assert main([str(checkpoint), str(videos["missing"]), str(videos["mp4"]), "--segments", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "no such file" in captured.err and "Traceback" not in captured.err
+    windows, segments = _records(captured.out)
+    assert len(windows) == 2 and segments[-1][1] == 2

@@ -1,13 +1,23 @@
+import io
+import sys
+import weakref
+
+import numpy as np
 import pytest
 import torch
+from stream_helpers import mpegts_bytes
 
 from tests.conftest import write_clip
+from video_processing.standins import serve_directory
 from video_processing.video import (
     VideoError,
     decode_random_clip,
     decode_uniform_clips,
+    open_stream,
     open_video,
     random_clip_window,
+    sliding_windows,
+    stream_clips,
     subsample_indices,
     uniform_clip_windows,
     video_info,
@@ -81,3 +91,85 @@ def test_truncated_file_raises_video_error(tmp_path):
     with pytest.raises(VideoError) as error:
         decode_uniform_clips(path, clip_duration_s=1.0, num_frames=8)
     assert error.value.path == str(path)
+
+
+def _windows(times, window_s, stride_s):
+    return [(start, end, items) for start, end, items in sliding_windows([(t, t) for t in times], window_s, stride_s)]
+
+
+def test_sliding_windows_place_windows_by_time():
+    times = [i / 4 for i in range(12)]  # 3 s at 4 frames/s: the last frame is at 2.75 s
+    assert _windows(times, 1.0, 1.0) == [
+        (0.0, 1.0, [0.0, 0.25, 0.5, 0.75]),
+        (1.0, 2.0, [1.0, 1.25, 1.5, 1.75]),
+        (2.0, 3.0, [2.0, 2.25, 2.5, 2.75]),  # complete: the next frame would be at its end
+    ]
+    assert [(s, e) for s, e, _ in _windows(times, 1.0, 0.5)] == [(0, 1), (0.5, 1.5), (1, 2), (1.5, 2.5), (2, 3)]
+    assert _windows(times, 0.5, 1.0) == [(0.0, 0.5, [0.0, 0.25]), (1.0, 1.5, [1.0, 1.25]), (2.0, 2.5, [2.0, 2.25])]
+    assert [(s, e) for s, e, _ in _windows(times[:10], 1.0, 1.0)] == [(0, 1), (1, 2)]  # 2.0-2.25 s: too short
+    assert _windows(times[:3], 1.0, 1.0) == [(0.0, 1.0, [0.0, 0.25, 0.5])]  # shorter than one window: one
+    assert [len(items) for _, _, items in _windows([0, 0.5, 3.0, 3.5, 4.0], 1.0, 1.0)] == [2, 0, 0, 2]  # a stall
+
+
+def test_sliding_windows_hold_at_most_one_window_of_frames():
+    class Frame:  # a stand-in for a decoded frame that can be watched for release
+        pass
+
+    alive = weakref.WeakSet()
+
+    def frames():
+        for i in range(300):  # 10 s at 30 frames/s
+            frame = Frame()
+            alive.add(frame)
+            yield i / 30, frame
+
+    most = 0
+    for _, _, items in sliding_windows(frames(), 1.0, 0.5):
+        del items  # the frames have no reference cycles: released at once, without a gc pass
+        most = max(most, len(alive))
+    # one window of 30 frames, plus the frame that closed it
+    assert most == 31
+
+
+def test_stream_clips_are_the_clips_of_the_file(tmp_path):
+    path = write_clip(tmp_path / "a.mp4", seconds=3.0, fps=25)
+    with open_stream(str(path)) as container:
+        clips = list(stream_clips(container, path, 1.0, 1.0, 4))
+    expected = decode_uniform_clips(path, 1.0, 4)
+    assert [(c.start_s, c.end_s) for c in clips] == [(0, 1), (1, 2), (2, 3)]
+    assert all(torch.equal(c.frames, e) for c, e in zip(clips, expected, strict=True))
+
+
+def test_stream_clips_read_mpegts_from_standard_input(monkeypatch):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (60, 48, 64, 3), dtype=np.uint8)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(mpegts_bytes(frames, 20))))
+    with open_stream("-") as container:
+        clips = list(stream_clips(container, "-", 1.0, 1.0, 4))
+    # MPEG-TS timestamps start at 1.4 s; windows count from the first frame
+    assert [(c.start_s, c.end_s) for c in clips] == [(0, 1), (1, 2), (2, 3)]
+    assert clips[0].frames.shape == (4, 3, 48, 64)
+
+
+def test_stream_clips_read_an_http_url(tmp_path):
+    write_clip(tmp_path / "a.mp4", seconds=2.0, fps=24)
+    with serve_directory(tmp_path) as url, open_stream(f"{url}/a.mp4") as container:
+        clips = list(stream_clips(container, url, 1.0, 1.0, 4))
+    expected = decode_uniform_clips(tmp_path / "a.mp4", 1.0, 4)
+    assert len(clips) == 2 and all(torch.equal(c.frames, e) for c, e in zip(clips, expected, strict=True))
+
+
+def test_stream_clips_skip_a_window_with_too_few_frames(tmp_path, caplog):
+    path = write_clip(tmp_path / "a.mp4", seconds=2.0, fps=6)
+    with open_stream(str(path)) as container:
+        assert list(stream_clips(container, path, 0.5, 1.0, 4)) == []
+    assert caplog.text.count("fewer than num_frames=4") == 2 and str(path) in caplog.text
+
+
+def test_open_stream_names_what_it_cannot_open(tmp_path, monkeypatch):
+    with pytest.raises(VideoError, match="no such file"):
+        open_stream(str(tmp_path / "missing.mp4"))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"not a video" * 100)))
+    with pytest.raises(VideoError, match="cannot open the stream") as error:
+        open_stream("-")
+    assert error.value.path == "-"

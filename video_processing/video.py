@@ -15,16 +15,22 @@ Decoding follows four rules measured on Kinetics-sized clips:
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
+
+logger = logging.getLogger("video_processing")
 
 
 class VideoError(RuntimeError):
@@ -352,3 +358,117 @@ def write_video(
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: stream.height, : stream.width]), "rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
+
+
+@dataclass(frozen=True)
+class StreamClip:
+    """One window of a stream: start and end in seconds from its first frame, and the kept frames (T, C, H, W)."""
+
+    start_s: float
+    end_s: float
+    frames: torch.Tensor
+
+
+def open_stream(source: str, input_format: str | None = None) -> av.container.InputContainer:
+    """Open a file, a URL (rtsp://, http://...), a device or "-" (standard input) for decoding in order.
+
+    A local path goes through `open_video` and its checks. `input_format` names FFmpeg's demuxer where probing
+    cannot tell it ("v4l2" for /dev/video0, "mpegts" for a pipe). Raises VideoError naming the source.
+    """
+    if source != "-" and "://" not in source and input_format is None:
+        return open_video(source)
+    try:
+        # a pipe is read through its Python file object, so Ctrl-C interrupts a read that waits for data
+        container = av.open(sys.stdin.buffer if source == "-" else source, format=input_format)
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise VideoError(source, f"cannot open the stream ({e})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(source, "has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "SLICE"  # as `open_video`: one decoding thread
+    stream.thread_count = 1
+    return container
+
+
+Item = TypeVar("Item")
+
+
+def sliding_windows(
+    timed_items: Iterable[tuple[float, Item]], window_s: float, stride_s: float
+) -> Iterator[tuple[float, float, list[Item]]]:
+    """Group (time in seconds, item) pairs, times rising, into windows [k * stride_s, k * stride_s + window_s).
+
+    A window is yielded, with its items, as soon as an item at or past its end arrives, so a live stream gets
+    each window without waiting for the next one. Only the items of the open window are held, so memory stays
+    bounded by one window whatever the stream's length; items in a gap between windows (stride longer than the
+    window) are dropped on arrival. At the end, the open window is yielded if its items reach its end (within
+    1.5 intervals between items), or if it is the first window: a stream shorter than one window gives one
+    window, as `uniform_clip_windows` does for a short file.
+    """
+    if window_s <= 0 or stride_s <= 0:
+        raise ValueError(f"window and stride must be positive, got {window_s} s and {stride_s} s")
+    held: deque[tuple[float, Item]] = deque()
+    k, last_time, interval = 0, None, 0.0
+    for time, item in timed_items:
+        while time >= k * stride_s + window_s:  # this item closes window k (and the empty ones of a gap)
+            yield k * stride_s, k * stride_s + window_s, [x for _, x in held]
+            k += 1
+            while held and held[0][0] < k * stride_s:
+                held.popleft()
+        if time >= k * stride_s:
+            held.append((time, item))
+        if last_time is not None:
+            interval = time - last_time
+        last_time = time
+    end = k * stride_s + window_s
+    if held and (k == 0 or end - last_time <= 1.5 * interval):
+        yield k * stride_s, end, [x for _, x in held]
+
+
+def stream_clips(
+    container: av.container.InputContainer,
+    source: str | Path,
+    window_s: float,
+    stride_s: float,
+    num_frames: int,
+) -> Iterator[StreamClip]:
+    """Decode the first video stream once, in order, and yield each window's `num_frames` frames (uint8).
+
+    Windows are placed by `sliding_windows` on the frames' timestamps, counted from the first frame; a window
+    keeps `num_frames` evenly spaced frames of those inside it, as clips of a file keep theirs
+    (`subsample_indices`). Frames wait in the decoder's YUV and only the kept ones are converted to RGB.
+    A window holding fewer than `num_frames` frames (a stall, a slow camera) is skipped with a warning.
+    """
+    reformatter = VideoReformatter()  # one converter for all frames (see `_decode_windows`)
+    for start, end, frames in sliding_windows(_timed_frames(container, source), window_s, stride_s):
+        if len(frames) < num_frames:
+            logger.warning(
+                "skipped window %.2f-%.2f s of %s: %d frames, fewer than num_frames=%d (a longer --window "
+                "or a source with more frames per second fixes this)",
+                start,
+                end,
+                source,
+                len(frames),
+                num_frames,
+            )
+            continue
+        kept = [frames[i] for i in subsample_indices(len(frames), num_frames)]
+        yield StreamClip(start, end, _to_rgb(reformatter, kept))
+
+
+def _timed_frames(container: av.container.InputContainer, source: str | Path) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Frames of the first video stream in presentation order, with their time in seconds from the first frame.
+
+    A frame without a timestamp (some raw streams) is timed by its index and the stream's frame rate.
+    """
+    stream = container.streams.video[0]
+    rate = float(stream.average_rate or stream.guessed_rate or 30)
+    first = None
+    try:
+        for index, frame in enumerate(container.decode(stream)):
+            time = frame.time if frame.time is not None else index / rate
+            first = time if first is None else first
+            yield time - first, frame
+    except av.error.FFmpegError as e:
+        raise VideoError(source, f"decoding failed ({e})") from None

@@ -1,0 +1,112 @@
+"""export: ONNX and TorchScript files with a dynamic batch, their sidecar, the parity check, predict on ONNX."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from conftest import SMALL_DATA_KWARGS
+
+from video_processing import export
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.exported import OnnxModel, read_sidecar, sidecar_path
+from video_processing.kinetics_module import KineticsDataModule
+from video_processing.predict import main as predict
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_dataset, tmp_path_factory) -> Path:
+    """A thin ResNet after one training step on the small self-made set, saved with the data settings."""
+    root = tmp_path_factory.mktemp("export")
+    data = KineticsDataModule(str(small_dataset), batch_size=6, num_workers=0, **SMALL_DATA_KWARGS)
+    data.setup("fit")
+    module = VideoClassificationLightningModule(
+        num_classes=data.num_classes, class_names=data.classes, stem_dim_out=8, num_frames=4, crop_size=48
+    )
+    trainer = pl.Trainer(
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    trainer.fit(module, datamodule=data)
+    trainer.save_checkpoint(root / "model.ckpt")
+    return root / "model.ckpt"
+
+
+@pytest.fixture(scope="module")
+def onnx_file(checkpoint) -> Path:
+    out = checkpoint.parent / "onnx" / "model.onnx"
+    assert export.main([str(checkpoint), "--format", "onnx", "--out", str(out)]) == 0
+    return out
+
+
+def _parity_line(capsys, clips_from: str, clips: int = 3) -> str:
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith(f"parity on {clips} clips of {clips_from}: max |logit difference| ")
+    return lines[-1]
+
+
+def test_sidecar_holds_what_inference_needs(onnx_file, small_dataset):
+    sidecar = read_sidecar(onnx_file)
+    assert sidecar_path(onnx_file).name == "model.onnx.json"
+    assert sidecar.format == "onnx" and sidecar.classes == sorted(p.name for p in (small_dataset / "train").iterdir())
+    assert (sidecar.clip_duration, sidecar.num_frames, sidecar.crop_size, sidecar.short_side) == (1.0, 4, 48, 56)
+    assert sidecar.mean == [0.45] * 3 and sidecar.std == [0.225] * 3
+
+
+def test_onnx_takes_any_batch_and_matches_the_checkpoint(onnx_file, checkpoint):
+    module = VideoClassificationLightningModule.load_from_checkpoint(checkpoint, weights_only=False).eval()
+    model = OnnxModel(onnx_file, read_sidecar(onnx_file))
+    for batch in (1, 5):
+        clips = torch.randn(batch, 3, 4, 48, 48)
+        with torch.no_grad():
+            assert torch.allclose(model(clips), module(clips), atol=1e-4)
+
+
+def test_export_prints_parity_on_a_real_clip(checkpoint, tmp_path, capsys):
+    out = tmp_path / "model.pt"
+    assert export.main([str(checkpoint), "--format", "torchscript", "--out", str(out)]) == 0
+    line = _parity_line(capsys, "a self-made video")
+    assert line.endswith("top-1 agreement 100%: ok")
+    assert float(re.search(r"difference\| (\S+)", line).group(1)) <= 1e-3
+    assert read_sidecar(out).format == "torchscript"
+
+
+def test_export_fails_past_the_tolerance(checkpoint, tmp_path, capsys, monkeypatch, small_dataset):
+    exported = export.load_exported_model
+    monkeypatch.setattr(export, "load_exported_model", lambda *a: lambda x: exported(*a)(x) + 0.01)
+    video = next((small_dataset / "val").rglob("*.mp4"))  # 2-3 s: 2 clips
+    out = tmp_path / "m.pt"
+    assert export.main([str(checkpoint), "--format", "torchscript", "--out", str(out), "--video", str(video)]) == 1
+    assert _parity_line(capsys, str(video), clips=2).endswith("FAILED")
+
+
+def test_predict_on_the_onnx_file_gives_the_checkpoints_top_k(onnx_file, checkpoint, small_dataset, capsys):
+    videos = [str(p) for p in sorted((small_dataset / "val").rglob("*.mp4"))[:2]]
+    assert predict([str(checkpoint), *videos, "--json", "--top-k", "3"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert predict([str(onnx_file), *videos, "--json", "--top-k", "3"]) == 0
+    actual = json.loads(capsys.readouterr().out)
+    for want, got in zip(expected, actual, strict=True):
+        assert [t["class"] for t in got["top"]] == [t["class"] for t in want["top"]]
+        assert [t["probability"] for t in got["top"]] == pytest.approx(
+            [t["probability"] for t in want["top"]], abs=1e-5
+        )
+
+
+def test_without_onnxruntime_the_error_names_the_extra(onnx_file, checkpoint, small_dataset, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    video = str(next((small_dataset / "val").rglob("*.mp4")))
+    assert predict([str(onnx_file), video]) == 2
+    assert "video-classification[export]" in capsys.readouterr().err
+    assert export.main([str(checkpoint), "--format", "onnx", "--out", str(onnx_file.parent / "again.onnx")]) == 2
+    assert "video-classification[export]" in capsys.readouterr().err

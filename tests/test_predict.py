@@ -22,16 +22,9 @@ from stream_helpers import mpegts_bytes
 
 from video_processing.backbones import BACKBONES, kinetics400_classes
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.classifiers import Classifier, ClipSettings, load_classifier
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.predict import (
-    Classifier,
-    ClipSettings,
-    SegmentWriter,
-    load_classifier,
-    main,
-    predict_segments,
-    predict_video,
-)
+from video_processing.predict import SegmentWriter, main, predict_segments, predict_video
 from video_processing.standins import serve_directory, write_avi, write_standin_weights
 from video_processing.synthetic import render_video
 from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from video_processing.classifiers import Classifier, classifier_preset, load_classifier
 from video_processing.exported import INSTALL_EXPORT, OnnxModel, Sidecar, import_onnxruntime, write_sidecar
-from video_processing.predict import Classifier, classifier_preset, load_classifier
 from video_processing.synthetic import render_video
 from video_processing.video import VideoError, decode_uniform_clips, write_video
 

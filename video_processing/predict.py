@@ -30,41 +30,19 @@ from pathlib import Path
 
 import torch
 
-from video_processing.backbones import (
-    BACKBONES,
-    KINETICS_CLASSES,
-    Backbone,
-    get_backbone,
-    kinetics400_classes,
+from video_processing.backbones import BACKBONES
+from video_processing.classifiers import (
+    Classifier,
+    classifier_preset,
+    load_classifier,
+    load_exported,
+    pretrained_classifier,
 )
-from video_processing.classification import VideoClassificationLightningModule
-from video_processing.exported import OnnxModel, read_sidecar
-from video_processing.kinetics_module import KineticsDataModule
 from video_processing.segments import Segment, WindowLabel, label_windows, merge_segments
-from video_processing.transforms import eval_preset
 from video_processing.video import StreamClip, VideoError, decode_uniform_clips, open_stream, stream_clips
 
 # Clips per forward pass: bounds memory on long videos.
 CLIPS_PER_BATCH = 16
-
-
-@dataclass(frozen=True)
-class ClipSettings:
-    """How the checkpoint's data module cut and normalized clips."""
-
-    clip_duration: float
-    min_short_side: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-@dataclass
-class Classifier:
-    """A trained model with the class names and clip settings it was trained with."""
-
-    module: VideoClassificationLightningModule | OnnxModel
-    class_names: list[str]
-    clips: ClipSettings
 
 
 @dataclass
@@ -74,65 +52,6 @@ class Prediction:
     path: str
     num_clips: int
     top: list[tuple[str, float]]
-
-
-def load_classifier(checkpoint: str | Path, device: str | torch.device = "cpu") -> Classifier:
-    """Load a Lightning checkpoint of `VideoClassificationLightningModule`, in eval mode on `device`.
-
-    The weights come from the checkpoint, so pretrained weights are not downloaded again. A checkpoint is a
-    pickle (its hyperparameters may hold paths): load only checkpoints you trust.
-    """
-    module = VideoClassificationLightningModule.load_from_checkpoint(
-        checkpoint, map_location="cpu", weights_only=False, pretrained=False
-    )
-    module.eval().to(device)
-    data_hparams = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False).get(
-        KineticsDataModule.CHECKPOINT_HYPER_PARAMS_KEY, {}
-    )
-    return Classifier(module, _class_names(module.hparams), _clip_settings(module.hparams, data_hparams))
-
-
-def pretrained_classifier(
-    backbone: str, device: str | torch.device = "cpu", *, weights_url: str | None = None
-) -> Classifier:
-    """`backbone` with its Kinetics-400 weights (downloaded once; `weights_url`: a mirror): its predictions name
-    Kinetics classes."""
-    entry = get_backbone(backbone)
-    module = VideoClassificationLightningModule(
-        num_classes=KINETICS_CLASSES,
-        class_names=kinetics400_classes(),
-        num_frames=entry.num_frames,
-        crop_size=entry.crop_size,
-        backbone=backbone,
-        pretrained=True,
-        weights_url=weights_url,
-    )
-    return Classifier(module.eval().to(device), kinetics400_classes(), _expected_clips(entry))
-
-
-def load_exported(path: str | Path) -> Classifier:
-    """An ONNX file written by `video_processing.export`, with the settings of its sidecar JSON."""
-    sidecar = read_sidecar(path)
-    clips = ClipSettings(sidecar.clip_duration, sidecar.short_side, tuple(sidecar.mean), tuple(sidecar.std))
-    return Classifier(OnnxModel(path, sidecar), sidecar.classes, clips)
-
-
-def _expected_clips(entry: Backbone) -> ClipSettings:
-    return ClipSettings(entry.clip_duration_s, entry.short_side, entry.mean, entry.std)
-
-
-def _class_names(hparams) -> list[str]:
-    if hparams.get("class_names"):
-        return list(hparams["class_names"])
-    if hparams["num_classes"] == KINETICS_CLASSES:
-        return kinetics400_classes()
-    return [str(i) for i in range(hparams["num_classes"])]
-
-
-def _clip_settings(hparams, data_hparams: dict) -> ClipSettings:
-    """The data module's settings saved in the checkpoint, else those the backbone's registry entry expects."""
-    defaults = _expected_clips(get_backbone(hparams.get("backbone", "resnet")))
-    return ClipSettings(**{name: data_hparams.get(name, default) for name, default in asdict(defaults).items()})
 
 
 @torch.inference_mode()
@@ -147,17 +66,6 @@ def predict_video(classifier: Classifier, path: str | Path, top_k: int = 5) -> P
     values, indices = probabilities.topk(min(top_k, len(probabilities)))
     top = [(classifier.class_names[i], float(v)) for v, i in zip(values, indices.tolist(), strict=True)]
     return Prediction(str(path), len(clips), top)
-
-
-def classifier_preset(classifier: Classifier) -> torch.nn.Module:
-    """The eval preset with the classifier's crop, short side and normalization."""
-    settings = classifier.clips
-    return eval_preset(
-        crop_size=classifier.module.hparams.crop_size,
-        short_side=settings.min_short_side,
-        mean=settings.mean,
-        std=settings.std,
-    )
 
 
 @torch.inference_mode()

@@ -14,6 +14,7 @@ import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
+from video_processing import shards
 from video_processing.datasets import RandomClipDataset, UniformClipsDataset, collate_clips
 from video_processing.layouts import Dataset, LayoutError, check_splits, load_dataset
 from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset, train_preset
@@ -36,8 +37,8 @@ class KineticsDataModule(pl.LightningDataModule):
     """Kinetics (or any dataset in a supported layout) as batches of clips.
 
     Args:
-        data_path: dataset folder in one of the layouts of `layouts.py`; default `KINETICS_DATA_PATH` or
-            data/kinetics.
+        data_path: dataset folder in one of the layouts of `layouts.py`, or shards (`shards.py`: a folder or a
+            bucket URL such as s3://bucket/kinetics); default `KINETICS_DATA_PATH` or data/kinetics.
         clip_duration: seconds of video per clip.
         batch_size: training clips per batch; validation batches hold every clip of `batch_size` videos.
         num_workers: loader processes.
@@ -51,6 +52,7 @@ class KineticsDataModule(pl.LightningDataModule):
             instead of hanging it.
         mean, std: per-channel normalization; pretrained weights expect the values they were trained with
             (configs/finetune_*.yaml set them per backbone).
+        cache_dir: where shards streamed from a URL are cached (default: LitData's cache folder).
 
     Batches are dicts: video float (B, C, T, H, W), label long (B,), video_name (list of B), video_index long
     (B,), skipped (list of (path, reason) for videos that could not be read).
@@ -70,10 +72,12 @@ class KineticsDataModule(pl.LightningDataModule):
         loader_timeout_s: float = 600,
         mean: tuple[float, float, float] = KINETICS_MEAN,
         std: tuple[float, float, float] = KINETICS_STD,
+        cache_dir: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.data_path = Path(data_path or default_data_path())
+        data_path = data_path or default_data_path()
+        self.data_path = data_path if shards.is_remote(data_path) else Path(data_path)
         self.clip_duration = clip_duration
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -85,6 +89,7 @@ class KineticsDataModule(pl.LightningDataModule):
         self.loader_timeout_s = loader_timeout_s
         self.mean = tuple(mean)
         self.std = tuple(std)
+        self.cache_dir = cache_dir
         self._warned_paths: set[str] = set()
 
     @cached_property
@@ -103,29 +108,29 @@ class KineticsDataModule(pl.LightningDataModule):
         check_splits(dataset, self.data_path)
         return dataset
 
+    @cached_property
+    def shards_info(self) -> shards.ShardsInfo | None:
+        """What a shard folder or URL's shards.json says; None for the file layouts."""
+        return shards.read_info(self.data_path, self.cache_dir) if shards.is_shard_location(self.data_path) else None
+
     @property
     def classes(self) -> list[str]:
-        return self.dataset.classes
+        return self.shards_info.classes if self.shards_info else self.dataset.classes
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     def setup(self, stage: str | None = None) -> None:
+        if self.shards_info is not None:
+            return self._setup_shards()
         check_clips_fit(self._sample_headers(), self.clip_duration, self.num_frames, self.data_path)
         self.train_set = RandomClipDataset(
             self.dataset.train,
             clip_duration_s=self.clip_duration,
             num_frames=self.num_frames,
             root=self.data_path,
-            transform=train_preset(
-                crop_size=self.crop_size,
-                min_short_side=self.min_short_side,
-                max_short_side=self.max_short_side,
-                hflip_prob=self.hflip_prob,
-                mean=self.mean,
-                std=self.std,
-            ),
+            transform=self._train_transform(),
         )
         self.val_set = UniformClipsDataset(
             self.dataset.val,
@@ -133,10 +138,34 @@ class KineticsDataModule(pl.LightningDataModule):
             num_frames=self.num_frames,
             crop_size=self.crop_size,
             root=self.data_path,
-            transform=eval_preset(
-                crop_size=self.crop_size, short_side=self.min_short_side, mean=self.mean, std=self.std
-            ),
+            transform=self._eval_transform(),
         )
+
+    def _setup_shards(self) -> None:
+        """Streaming splits giving the same items as the file datasets, decoded from the shards' bytes."""
+        check_clips_fit(self.shards_info.headers, self.clip_duration, self.num_frames, self.data_path)
+        sizes = dict(clip_duration_s=self.clip_duration, num_frames=self.num_frames, crop_size=self.crop_size)
+        to_train_item = shards.RandomClipFromSample(**sizes, transform=self._train_transform())
+        to_val_item = shards.UniformClipsFromSample(**sizes, transform=self._eval_transform())
+        self.train_set = shards.streaming_split(
+            self.data_path, "train", to_train_item, shuffle=True, cache_dir=self.cache_dir
+        )
+        self.val_set = shards.streaming_split(
+            self.data_path, "val", to_val_item, shuffle=False, cache_dir=self.cache_dir
+        )
+
+    def _train_transform(self):
+        return train_preset(
+            crop_size=self.crop_size,
+            min_short_side=self.min_short_side,
+            max_short_side=self.max_short_side,
+            hflip_prob=self.hflip_prob,
+            mean=self.mean,
+            std=self.std,
+        )
+
+    def _eval_transform(self):
+        return eval_preset(crop_size=self.crop_size, short_side=self.min_short_side, mean=self.mean, std=self.std)
 
     def _sample_headers(self) -> list[VideoInfo]:
         """Headers of up to HEADER_SAMPLE_SIZE videos spread over both splits (unreadable ones left out).
@@ -164,6 +193,8 @@ class KineticsDataModule(pl.LightningDataModule):
         # Under DDP each rank takes whole videos, each exactly once (no padding with repeats), so clip and
         # video accuracy summed over ranks equal a single-process run's.
         sampler = None
+        if self.shards_info is not None:  # the stream shares out whole videos itself
+            return self._loader(self.val_set, shuffle=False)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             sampler = UnrepeatedDistributedSampler(self.val_set, shuffle=False)
         return self._loader(self.val_set, shuffle=False, sampler=sampler)
@@ -173,6 +204,10 @@ class KineticsDataModule(pl.LightningDataModule):
         return self.val_dataloader()
 
     def _loader(self, dataset, *, shuffle: bool, sampler=None) -> DataLoader:
+        if self.shards_info is not None:  # shuffled (or not) by the stream itself
+            return shards.streaming_loader(
+                dataset, batch_size=self.batch_size, num_workers=self.num_workers, timeout_s=self.loader_timeout_s
+            )
         return HintingDataLoader(
             dataset,
             batch_size=self.batch_size,

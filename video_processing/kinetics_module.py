@@ -187,7 +187,28 @@ class KineticsDataModule(pl.LightningDataModule):
         return infos
 
     def train_dataloader(self) -> DataLoader:
+        if self.shards_info is not None:  # a stream's position within the epoch is saved and resumed
+            self._train_stream = self._loader(self.train_set, shuffle=True)
+            self._resume_train_stream()
+            return self._train_stream
         return self._loader(self.train_set, shuffle=True)
+
+    # Lightning 2.6 saves a stateful train loader's state_dict in the fit loop's checkpoint state, but restores
+    # it only into a loader made after the checkpoint is read; the learning-rate schedule's
+    # `estimated_stepping_batches` makes the loader before. The data module's own state is restored in time.
+    def state_dict(self) -> dict:
+        stream = getattr(self, "_train_stream", None)
+        return {"train_stream": stream.state_dict()} if stream is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._train_stream_state = state_dict.get("train_stream")
+        if getattr(self, "_train_stream", None) is not None:  # strategies that restore after making loaders
+            self._resume_train_stream()
+
+    def _resume_train_stream(self) -> None:
+        if getattr(self, "_train_stream_state", None) is not None:
+            self._train_stream.load_state_dict(self._train_stream_state)
+            self._train_stream_state = None
 
     def val_dataloader(self) -> DataLoader:
         # Under DDP each rank takes whole videos, each exactly once (no padding with repeats), so clip and

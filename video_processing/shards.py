@@ -202,6 +202,8 @@ def read_info(location: str | Path, cache_dir: str | Path | None = None) -> Shar
         _litdata()
         from litdata.streaming.downloader import get_downloader
 
+        if cache_dir is not None:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
             local = str(Path(tmp, METADATA))
             try:

@@ -90,3 +90,15 @@ def test_train_benchmark_prints_fp32_fast_and_loader_rows():
     assert row(output, "synthetic", "fast", "(bf16+cl3d)")[0] > 0
     loader = row(output, "loader", "1", "workers", "fast")
     assert loader[0] > 0 and 0 <= loader[-1] < 100  # MFU in percent
+
+
+def test_shard_benchmark_prints_files_shards_and_cache_rows(tmp_path):
+    output = run_benchmark(
+        "shard_throughput.py", "--videos", "2", "--rounds", "1", "--chunk-bytes", "1MB", "--work-dir", str(tmp_path)
+    )
+    clips, clips_per_s, x_files = row(output, "files")
+    assert clips == 2 and clips_per_s > 0 and x_files == 1.0
+    for source in ("shards", "shards-url"):
+        assert row(output, source)[0] == 2 and row(output, source)[1] > 0
+    assert row(output, "shards-url")[3] > 0  # the URL's chunks passed through the cache
+    assert re.search(r"files on disk: [\d.]+ MiB; shards: [\d.]+ MiB", output)

@@ -15,7 +15,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from video_processing import shards
-from video_processing.datasets import RandomClipDataset, UniformClipsDataset, collate_clips
+from video_processing.datasets import RandomClipDataset, Transform, UniformClipsDataset, collate_clips
 from video_processing.layouts import Dataset, LayoutError, check_splits, load_dataset
 from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset, train_preset
 from video_processing.video import VideoError, VideoInfo, open_video, video_info
@@ -154,7 +154,7 @@ class KineticsDataModule(pl.LightningDataModule):
             self.data_path, "val", to_val_item, shuffle=False, cache_dir=self.cache_dir
         )
 
-    def _train_transform(self):
+    def _train_transform(self) -> Transform:
         return train_preset(
             crop_size=self.crop_size,
             min_short_side=self.min_short_side,
@@ -164,7 +164,7 @@ class KineticsDataModule(pl.LightningDataModule):
             std=self.std,
         )
 
-    def _eval_transform(self):
+    def _eval_transform(self) -> Transform:
         return eval_preset(crop_size=self.crop_size, short_side=self.min_short_side, mean=self.mean, std=self.std)
 
     def _sample_headers(self) -> list[VideoInfo]:

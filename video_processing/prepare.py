@@ -174,6 +174,16 @@ def write_failures(csv_path: Path, failures: list[tuple[Path, str]]) -> None:
         writer.writerows(sorted((str(p), r) for p, r in failures))
 
 
+def prepare_shards(args: argparse.Namespace, reencode: dict) -> list[tuple[Path, str]]:
+    """`--format shards`: the videos re-encoded only when a size or keyframe interval is asked for."""
+    keep_bytes = args.short_side is None and args.keyframe_interval is None
+    encode = shards.file_bytes if keep_bytes else partial(reencoded_bytes, **reencode)
+    workers = args.workers or os.cpu_count() or 1
+    failures = shards.write_shards(args.src, args.dst, encode=encode, chunk_bytes=args.chunk_bytes, workers=workers)
+    write_failures(Path(args.dst) / FAILURES_CSV, failures)
+    return failures
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="dataset folder in a supported layout (only read)")
@@ -187,12 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     reencode = dict(short_side=args.short_side or 256, keyframe_interval_s=args.keyframe_interval or 1.0, crf=args.crf)
     if args.format == "shards":
-        keep_bytes = args.short_side is None and args.keyframe_interval is None
-        encode = shards.file_bytes if keep_bytes else partial(reencoded_bytes, **reencode)
-        failures = shards.write_shards(
-            args.src, args.dst, encode=encode, chunk_bytes=args.chunk_bytes, workers=args.workers or os.cpu_count()
-        )
-        write_failures(Path(args.dst) / FAILURES_CSV, failures)
+        failures = prepare_shards(args, reencode)
     else:
         failures = prepare_dataset(args.src, args.dst, **reencode, workers=args.workers)
     for path, reason in failures:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from video_processing.datasets import _video_name, collate_clips
-from video_processing.layouts import SPLITS, VideoRecord, load_dataset
+from video_processing.layouts import SPLITS, VideoRecord, check_splits, load_dataset
 from video_processing.video import (
     EncodedVideo,
     VideoError,
@@ -130,6 +130,7 @@ def write_shards(
     """
     src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
     dataset = load_dataset(src)
+    check_splits(dataset, src)  # what training will ask of the shards, told before hours of writing
     dst.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[Path, str]] = []
     for split in SPLITS:

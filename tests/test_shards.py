@@ -16,6 +16,9 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from tests.conftest import SMALL_DATA_KWARGS, write_clip
+from tests.test_reliability import DATA_ARGS as TINY_DATA_ARGS
+from tests.test_reliability import MODEL_ARGS as TINY_MODEL_ARGS
+from tests.test_reliability import write_tiny_dataset
 from video_processing import shards
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
@@ -129,23 +132,23 @@ def test_unreadable_samples_are_skipped_and_named_once(dataset_copy, tmp_path, c
     assert trainer.callback_metrics["train_skipped_videos"] == 1
 
 
-EPOCHS = 6
-
-
 def _fit_accuracy(data_path: Path) -> float:
     pl.seed_everything(0, workers=True)
-    dm = _data(data_path)
-    model = VideoClassificationLightningModule(**{**MODEL_ARGS, "stem_dim_out": 8, "lr": 5e-3})
-    pl.Trainer(max_epochs=EPOCHS, enable_checkpointing=False, limit_val_batches=0, **QUIET).fit(model, dm)
+    dm = KineticsDataModule(str(data_path), **TINY_DATA_ARGS)
+    model = VideoClassificationLightningModule(**TINY_MODEL_ARGS, lr=5e-3)
+    pl.Trainer(max_epochs=4, enable_checkpointing=False, limit_val_batches=0, **QUIET).fit(model, dm)
     return pl.Trainer(**QUIET).validate(model, dm, verbose=False)[0]["val_acc_top1"]
 
 
-def test_training_from_shards_reaches_the_accuracy_of_the_files(small_shards, small_dataset):
-    """Same seed, same sizes: the random clips and the order differ (LitData shuffles chunks), the band holds."""
-    files, streamed = _fit_accuracy(small_dataset), _fit_accuracy(small_shards)
-    print(f"validation clip accuracy after {EPOCHS} epochs: files {files:.3f}, shards {streamed:.3f}")
-    assert files >= 2 / 6 and streamed >= 2 / 6  # twice chance
-    assert abs(files - streamed) <= 0.25
+def test_training_from_shards_reaches_the_accuracy_of_the_files(tmp_path):
+    """Same seed and sizes, on the brightness set (3 classes, learnt in a few epochs): the random clips and the
+    order differ (LitData shuffles chunks, then videos in them), the accuracy band holds."""
+    files = write_tiny_dataset(tmp_path / "files")
+    assert shards.write_shards(files, tmp_path / "shards", chunk_bytes="100KB", workers=1) == []
+    from_files, from_shards = _fit_accuracy(files), _fit_accuracy(tmp_path / "shards")
+    print(f"validation clip accuracy after 4 epochs: files {from_files:.3f}, shards {from_shards:.3f}")
+    assert from_files >= 2 / 3 and from_shards >= 2 / 3  # twice chance
+    assert abs(from_files - from_shards) <= 0.2
 
 
 class Preempted(RuntimeError):
@@ -170,8 +173,9 @@ def _resumable_fit(data_path: Path, root: Path, callbacks: list, ckpt_path: str 
 
 def test_a_fit_resumed_mid_epoch_reads_the_videos_it_had_not_read(small_shards, tmp_path):
     """6 steps of 4 videos; stopped after step 5, resumed from the checkpoint of step 4 with --ckpt_path last."""
-    whole = RecordVideos()
-    _resumable_fit(small_shards, tmp_path / "whole", [whole])
+    whole = _data(small_shards, num_workers=1)
+    whole.setup("fit")
+    order = [batch["video_index"].tolist() for batch in whole.train_dataloader()]  # an uninterrupted epoch
     stopped = RecordVideos()
     with pytest.raises(Preempted):
         _resumable_fit(small_shards, tmp_path / "run", [stopped, StopAt(5)])
@@ -179,8 +183,8 @@ def test_a_fit_resumed_mid_epoch_reads_the_videos_it_had_not_read(small_shards, 
     assert saved["global_step"] == 4 and saved["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     resumed = RecordVideos()
     _resumable_fit(small_shards, tmp_path / "run", [resumed], ckpt_path="last")
-    assert stopped.batches == whole.batches[:5]
-    assert resumed.batches == whole.batches[4:]
+    assert stopped.batches == order[:5]
+    assert resumed.batches == order[4:]
 
 
 def test_two_ranks_read_disjoint_videos_and_validate_as_one_process(small_shards, tmp_path):

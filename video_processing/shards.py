@@ -17,6 +17,7 @@ source dataset, the name errors give), label, video (bytes), duration_s, fps, wi
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -150,6 +151,9 @@ def _write_split(
     failures_file.unlink(missing_ok=True)
     failures_file.touch()
     jobs = [ShardJob(i, r.path, _video_name(r.path, src), r.label, failures_file) for i, r in enumerate(records)]
+    # The layouts list videos class by class, and streaming shuffles only chunks and the videos within one:
+    # without mixing here, a batch would hold a handful of classes.
+    random.Random(0).shuffle(jobs)
     print(f"writing {len(jobs)} {split} videos to {out}")
     _litdata().optimize(
         fn=partial(shard_sample, encode=encode),

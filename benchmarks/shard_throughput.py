@@ -106,7 +106,7 @@ def race(files: Path, shards: Path, rounds: int, batch_size: int, work: Path) ->
 
 def print_table(results: dict[str, dict], files: Path, shards: Path, chunk_bytes: str) -> None:
     base = results["files"]["clips"] / results["files"]["seconds"]
-    print(f"\nfiles on disk: {disk_mib(files / 'train'):.1f} MiB; shards: {disk_mib(shards / 'train'):.1f} MiB")
+    print(f"\ndisk use: files {disk_mib(files / 'train'):.1f} MiB, shards {disk_mib(shards / 'train'):.1f} MiB")
     print(f"chunk_bytes {chunk_bytes}; {len(list((shards / 'train').glob('*.bin')))} training chunks\n")
     print(f"{'source':<11} {'clips':>6} {'clips/s':>8} {'x files':>8} {'cache peak MiB':>15}")
     for name in SOURCES:

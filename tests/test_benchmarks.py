@@ -101,4 +101,4 @@ def test_shard_benchmark_prints_files_shards_and_cache_rows(tmp_path):
     for source in ("shards", "shards-url"):
         assert row(output, source)[0] == 2 and row(output, source)[1] > 0
     assert row(output, "shards-url")[3] > 0  # the URL's chunks passed through the cache
-    assert re.search(r"files on disk: [\d.]+ MiB; shards: [\d.]+ MiB", output)
+    assert re.search(r"disk use: files [\d.]+ MiB, shards [\d.]+ MiB", output)

@@ -216,3 +216,43 @@ def test_a_url_is_downloaded_into_the_cache_and_streamed(small_shards, tmp_path)
     assert sorted(indices) == list(range(24))
     cached = {p.name for p in cache.rglob("chunk-*.bin")}
     assert cached and cached <= {p.name for p in (small_shards / "train").glob("chunk-*.bin")}
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    """An S3-compatible server (moto) on 127.0.0.1 with an empty bucket; boto3 and LitData are pointed at it."""
+    import boto3
+    import litdata.streaming.downloader
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in dict(
+        AWS_ENDPOINT_URL=f"http://{host}:{port}",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    ).items():
+        monkeypatch.setenv(name, value)
+    # LitData's fast S3 client (obstore) takes https only unless told otherwise; a real bucket is https
+    monkeypatch.setitem(litdata.streaming.downloader._OBSTORE_CLIENT_OPTIONS, "allow_http", "true")
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="videos")
+    yield client
+    server.stop()
+
+
+def test_an_s3_bucket_on_this_machine_is_streamed_through_the_cache(small_shards, s3_bucket, tmp_path):
+    for path in small_shards.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            s3_bucket.upload_file(str(path), "videos", f"kinetics/{path.relative_to(small_shards)}")
+    cache = tmp_path / "cache"
+    dm = _data("s3://videos/kinetics", cache_dir=str(cache))
+    assert dm.classes == sorted(CLASSES)
+    dm.setup("fit")
+    indices = [i for batch in dm.train_dataloader() for i in batch["video_index"].tolist()]
+    assert sorted(indices) == list(range(24))
+    assert {p.name for p in cache.rglob("chunk-*.bin")}  # the chunks were downloaded into the cache
+    names = {name for batch in dm.val_dataloader() for name in batch["video_name"]}
+    assert len(names) == 12 and all(name.startswith("val/") for name in names)

@@ -115,3 +115,15 @@ def test_uint8_benchmark_prints_bytes_and_clips_per_second_of_both_batches():
     assert float_rate > 0 and uint8_rate > 0
     assert float_bytes == 4 * uint8_bytes == 8 * 3 * 8 * 224 * 224 * 4  # batch x channels x frames x crop^2 x 4 B
     assert re.search(r"uint8 / float: 0\.25x the bytes, [\d.]+x the clips/s", output)
+
+
+def test_shard_benchmark_prints_files_shards_and_cache_rows(tmp_path):
+    output = run_benchmark(
+        "shard_throughput.py", "--videos", "2", "--rounds", "1", "--chunk-bytes", "1MB", "--work-dir", str(tmp_path)
+    )
+    clips, clips_per_s, x_files = row(output, "files")
+    assert clips == 2 and clips_per_s > 0 and x_files == 1.0
+    for source in ("shards", "shards-url"):
+        assert row(output, source)[0] == 2 and row(output, source)[1] > 0
+    assert row(output, "shards-url")[3] > 0  # the URL's chunks passed through the cache
+    assert re.search(r"disk use: files [\d.]+ MiB, shards [\d.]+ MiB", output)

@@ -14,7 +14,8 @@ import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
-from video_processing.datasets import RandomClipDataset, UniformClipsDataset, collate_clips
+from video_processing import shards
+from video_processing.datasets import RandomClipDataset, Transform, UniformClipsDataset, collate_clips
 from video_processing.decoders import check_decoder, clip_decoders
 from video_processing.gpu_decode import (
     PlannedClipDecoder,
@@ -44,8 +45,8 @@ class KineticsDataModule(pl.LightningDataModule):
     """Kinetics (or any dataset in a supported layout) as batches of clips.
 
     Args:
-        data_path: dataset folder in one of the layouts of `layouts.py`; default `KINETICS_DATA_PATH` or
-            data/kinetics.
+        data_path: dataset folder in one of the layouts of `layouts.py`, or shards (`shards.py`: a folder or a
+            bucket URL such as s3://bucket/kinetics); default `KINETICS_DATA_PATH` or data/kinetics.
         clip_duration: seconds of video per clip.
         batch_size: training clips per batch; validation batches hold every clip of `batch_size` videos.
         num_workers: loader processes.
@@ -66,6 +67,7 @@ class KineticsDataModule(pl.LightningDataModule):
         decoder_device: "cpu", or "cuda" to decode on the GPU (NVDEC, needs decoder torchcodec): workers then
             only plan clips and the main process decodes them on the GPU (see `gpu_decode.py`); batches are
             uint8 as with transforms_on_device.
+        cache_dir: where shards streamed from a URL are cached (default: LitData's cache folder).
 
     Batches are dicts: video float (B, C, T, H, W), label long (B,), video_name (list of B), video_index long
     (B,), skipped (list of (path, reason) for videos that could not be read). With transforms_on_device (or
@@ -91,11 +93,13 @@ class KineticsDataModule(pl.LightningDataModule):
         transforms_on_device: bool = False,
         decoder: str = "pyav",
         decoder_device: str = "cpu",
+        cache_dir: str | None = None,
     ):
         super().__init__()
         check_decoder(decoder, decoder_device)  # fails here, naming the option, not in a worker or a hang later
         self.save_hyperparameters()
-        self.data_path = Path(data_path or default_data_path())
+        data_path = data_path or default_data_path()
+        self.data_path = data_path if shards.is_remote(data_path) else Path(data_path)
         self.clip_duration = clip_duration
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -110,6 +114,7 @@ class KineticsDataModule(pl.LightningDataModule):
         self.transforms_on_device = transforms_on_device
         self.decoder = decoder
         self.decoder_device = decoder_device
+        self.cache_dir = cache_dir
         self._warned_paths: set[str] = set()
 
     @cached_property
@@ -128,15 +133,22 @@ class KineticsDataModule(pl.LightningDataModule):
         check_splits(dataset, self.data_path)
         return dataset
 
+    @cached_property
+    def shards_info(self) -> shards.ShardsInfo | None:
+        """What a shard folder or URL's shards.json says; None for the file layouts."""
+        return shards.read_info(self.data_path, self.cache_dir) if shards.is_shard_location(self.data_path) else None
+
     @property
     def classes(self) -> list[str]:
-        return self.dataset.classes
+        return self.shards_info.classes if self.shards_info else self.dataset.classes
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     def setup(self, stage: str | None = None) -> None:
+        if self.shards_info is not None:
+            return self._setup_shards()
         check_clips_fit(self._sample_headers(), self.clip_duration, self.num_frames, self.data_path)
         if self._decodes_on_gpu:
             self._setup_planned()
@@ -147,15 +159,7 @@ class KineticsDataModule(pl.LightningDataModule):
             clip_duration_s=self.clip_duration,
             num_frames=self.num_frames,
             root=self.data_path,
-            transform=train_preset(
-                crop_size=self.crop_size,
-                min_short_side=self.min_short_side,
-                max_short_side=self.max_short_side,
-                hflip_prob=self.hflip_prob,
-                mean=self.mean,
-                std=self.std,
-                uint8=self.transforms_on_device,
-            ),
+            transform=self._train_transform(),
             decode=decode_random,
         )
         self.val_set = UniformClipsDataset(
@@ -164,13 +168,7 @@ class KineticsDataModule(pl.LightningDataModule):
             num_frames=self.num_frames,
             crop_size=self.crop_size,
             root=self.data_path,
-            transform=eval_preset(
-                crop_size=self.crop_size,
-                short_side=self.min_short_side,
-                mean=self.mean,
-                std=self.std,
-                uint8=self.transforms_on_device,
-            ),
+            transform=self._eval_transform(),
             decode=decode_uniform,
         )
 
@@ -203,6 +201,43 @@ class KineticsDataModule(pl.LightningDataModule):
             self.decoder_device, crop_size=self.crop_size, short_side=self.min_short_side
         )
 
+    def _setup_shards(self) -> None:
+        """Streaming splits giving the same items as the file datasets, decoded from the shards' bytes."""
+        if self.decoder != "pyav":
+            raise ValueError(
+                f"shards ({self.data_path}) are decoded from memory with PyAV: drop --data.decoder {self.decoder}"
+            )
+        check_clips_fit(self.shards_info.headers, self.clip_duration, self.num_frames, self.data_path)
+        sizes = dict(clip_duration_s=self.clip_duration, num_frames=self.num_frames, crop_size=self.crop_size)
+        to_train_item = shards.RandomClipFromSample(**sizes, transform=self._train_transform())
+        to_val_item = shards.UniformClipsFromSample(**sizes, transform=self._eval_transform())
+        self.train_set = shards.streaming_split(
+            self.data_path, "train", to_train_item, shuffle=True, cache_dir=self.cache_dir
+        )
+        self.val_set = shards.streaming_split(
+            self.data_path, "val", to_val_item, shuffle=False, cache_dir=self.cache_dir
+        )
+
+    def _train_transform(self) -> Transform:
+        return train_preset(
+            crop_size=self.crop_size,
+            min_short_side=self.min_short_side,
+            max_short_side=self.max_short_side,
+            hflip_prob=self.hflip_prob,
+            mean=self.mean,
+            std=self.std,
+            uint8=self.transforms_on_device,
+        )
+
+    def _eval_transform(self) -> Transform:
+        return eval_preset(
+            crop_size=self.crop_size,
+            short_side=self.min_short_side,
+            mean=self.mean,
+            std=self.std,
+            uint8=self.transforms_on_device,
+        )
+
     def _sample_headers(self) -> list[VideoInfo]:
         """Headers of up to HEADER_SAMPLE_SIZE videos spread over both splits (unreadable ones left out).
 
@@ -223,12 +258,35 @@ class KineticsDataModule(pl.LightningDataModule):
         return infos
 
     def train_dataloader(self) -> DataLoader:
+        if self.shards_info is not None:  # a stream's position within the epoch is saved and resumed
+            self._train_stream = self._loader(self.train_set, shuffle=True)
+            self._resume_train_stream()
+            return self._train_stream
         return self._loader(self.train_set, shuffle=True)
+
+    # Lightning 2.6 saves a stateful train loader's state_dict in the fit loop's checkpoint state, but restores
+    # it only into a loader made after the checkpoint is read; the learning-rate schedule's
+    # `estimated_stepping_batches` makes the loader before. The data module's own state is restored in time.
+    def state_dict(self) -> dict:
+        stream = getattr(self, "_train_stream", None)
+        return {"train_stream": stream.state_dict()} if stream is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._train_stream_state = state_dict.get("train_stream")
+        if getattr(self, "_train_stream", None) is not None:  # strategies that restore after making loaders
+            self._resume_train_stream()
+
+    def _resume_train_stream(self) -> None:
+        if getattr(self, "_train_stream_state", None) is not None:
+            self._train_stream.load_state_dict(self._train_stream_state)
+            self._train_stream_state = None
 
     def val_dataloader(self) -> DataLoader:
         # Under DDP each rank takes whole videos, each exactly once (no padding with repeats), so clip and
         # video accuracy summed over ranks equal a single-process run's.
         sampler = None
+        if self.shards_info is not None:  # the stream shares out whole videos itself
+            return self._loader(self.val_set, shuffle=False)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             sampler = UnrepeatedDistributedSampler(self.val_set, shuffle=False)
         return self._loader(self.val_set, shuffle=False, sampler=sampler)
@@ -238,6 +296,10 @@ class KineticsDataModule(pl.LightningDataModule):
         return self.val_dataloader()
 
     def _loader(self, dataset, *, shuffle: bool, sampler=None) -> DataLoader:
+        if self.shards_info is not None:  # shuffled (or not) by the stream itself
+            return shards.streaming_loader(
+                dataset, batch_size=self.batch_size, num_workers=self.num_workers, timeout_s=self.loader_timeout_s
+            )
         planned = {"clip_decoder": self.clip_decoder} if self._decodes_on_gpu else {}
         return (PlanDecodingDataLoader if planned else HintingDataLoader)(
             dataset,

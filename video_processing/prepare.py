@@ -1,6 +1,7 @@
 """Re-encode a dataset for fast training: short side scaled down, a keyframe every second, H.264.
 
     python -m video_processing.prepare SRC DST [--short-side 256] [--keyframe-interval 1.0] [--workers N]
+    python -m video_processing.prepare SRC DST --format shards [--chunk-bytes 256MB] [--short-side ...]
 
 SRC is a dataset in any supported layout (see `layouts.py`); DST receives the same layout: the same
 relative paths (every clip as .mp4), the Kinetics annotation folder copied, a PyTorchVideo train.csv and
@@ -13,6 +14,12 @@ with a keyframe every 5-10 s and large frames decode many times the pixels a cli
 Resumable: each file is written under a temporary name and renamed when complete, and finished files are
 skipped, so an interrupted run continues where it stopped. Files that fail are listed on screen and in
 DST/prepare_failures.csv.
+
+`--format shards` writes LitData shards instead (see `shards.py`): each video's bytes, label and header facts
+in chunks of `--chunk-bytes` per split, and DST/shards.json with the class list; copy DST to a bucket and train
+with `--data.data_path s3://bucket/DST`. Videos are stored as they are unless `--short-side` or
+`--keyframe-interval` is given, which re-encodes them as above first. A finished split is kept by a rerun; an
+unfinished one is written anew.
 """
 
 from __future__ import annotations
@@ -21,12 +28,15 @@ import argparse
 import csv
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
 from tqdm import tqdm
 
+from video_processing import shards
 from video_processing.layouts import SPLITS, Dataset, load_dataset
 from video_processing.video import VideoError, iter_rgb_frames, open_video, video_info, write_video
 
@@ -74,6 +84,16 @@ def prepare_video(job: Job) -> tuple[Path, str | None]:
     except Exception as e:  # one bad file must not stop a run over a whole dataset
         tmp.unlink(missing_ok=True)
         return job.src, e.reason if isinstance(e, VideoError) else f"{type(e).__name__}: {e}"
+
+
+def reencoded_bytes(src: Path, short_side: int, keyframe_interval_s: float, crf: int) -> bytes:
+    """The bytes `prepare_video` writes for `src` (for a shard); VideoError naming `src` when it fails."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dst = Path(tmp) / "video.mp4"
+        _, reason = prepare_video(Job(src, dst, short_side, keyframe_interval_s, crf))
+        if reason is not None:
+            raise VideoError(src, reason)
+        return dst.read_bytes()
 
 
 def output_path(src_root: Path, dst_root: Path, video: Path) -> Path:
@@ -154,29 +174,38 @@ def write_failures(csv_path: Path, failures: list[tuple[Path, str]]) -> None:
         writer.writerows(sorted((str(p), r) for p, r in failures))
 
 
+def prepare_shards(args: argparse.Namespace, reencode: dict) -> list[tuple[Path, str]]:
+    """`--format shards`: the videos re-encoded only when a size or keyframe interval is asked for."""
+    keep_bytes = args.short_side is None and args.keyframe_interval is None
+    encode = shards.file_bytes if keep_bytes else partial(reencoded_bytes, **reencode)
+    workers = args.workers or os.cpu_count() or 1
+    failures = shards.write_shards(args.src, args.dst, encode=encode, chunk_bytes=args.chunk_bytes, workers=workers)
+    write_failures(Path(args.dst) / FAILURES_CSV, failures)
+    return failures
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="dataset folder in a supported layout (only read)")
     parser.add_argument("dst", help="output folder (created; finished files in it are kept)")
-    parser.add_argument("--short-side", type=int, default=256, help="pixels; larger videos are scaled down")
-    parser.add_argument("--keyframe-interval", type=float, default=1.0, help="seconds between keyframes")
+    parser.add_argument("--format", choices=["files", "shards"], default="files", help="video files or shards")
+    parser.add_argument("--short-side", type=int, default=None, help="pixels; larger videos are scaled down (256)")
+    parser.add_argument("--keyframe-interval", type=float, default=None, help="seconds between keyframes (1.0)")
     parser.add_argument("--crf", type=int, default=23, help="H.264 quality: lower is better and larger")
+    parser.add_argument("--chunk-bytes", default="256MB", help="shards: size of a chunk (LitData's chunk_bytes)")
     parser.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
     args = parser.parse_args(argv)
-    failures = prepare_dataset(
-        args.src,
-        args.dst,
-        short_side=args.short_side,
-        keyframe_interval_s=args.keyframe_interval,
-        crf=args.crf,
-        workers=args.workers,
-    )
+    reencode = dict(short_side=args.short_side or 256, keyframe_interval_s=args.keyframe_interval or 1.0, crf=args.crf)
+    if args.format == "shards":
+        failures = prepare_shards(args, reencode)
+    else:
+        failures = prepare_dataset(args.src, args.dst, **reencode, workers=args.workers)
     for path, reason in failures:
         print(f"FAILED {path}: {reason}")
     if failures:
         print(f"{len(failures)} videos failed; listed in {Path(args.dst) / FAILURES_CSV}")
         raise SystemExit(1)
-    print(f"prepared dataset ready: {args.dst}")
+    print(f"prepared {'shards' if args.format == 'shards' else 'dataset'} ready: {args.dst}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Decoding follows four rules measured on Kinetics-sized clips:
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import math
@@ -36,13 +37,30 @@ logger = logging.getLogger("video_processing")
 class VideoError(RuntimeError):
     """A video cannot be used: it is empty, truncated, not a video, or too short. Names the file."""
 
-    def __init__(self, path: str | Path, reason: str):
+    def __init__(self, path: str | Path | EncodedVideo, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
 
     def __reduce__(self):  # loader workers send exceptions to the main process by pickling them
         return VideoError, (self.path, self.reason)
+
+
+@dataclass(frozen=True)
+class EncodedVideo:
+    """A video's encoded bytes held in memory (a sample of a shard), named by its path in the dataset.
+
+    The decoding functions take it wherever they take a path; their errors name `name`.
+    """
+
+    name: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.name
+
+
+VideoSource = str | Path | EncodedVideo
 
 
 @dataclass(frozen=True)
@@ -56,15 +74,21 @@ class VideoInfo:
     codec: str
 
 
-def open_video(path: str | Path) -> av.container.InputContainer:
-    """Open `path` for single-threaded decoding; raise VideoError naming the file when it is no video."""
-    path = Path(path)
-    if not path.is_file():
-        raise VideoError(path, "no such file")
-    if path.stat().st_size == 0:
-        raise VideoError(path, "empty file (0 bytes)")
+def open_video(path: VideoSource) -> av.container.InputContainer:
+    """Open `path` (a file, or EncodedVideo bytes) for single-threaded decoding; VideoError naming it if no video."""
+    if isinstance(path, EncodedVideo):
+        if not path.data:
+            raise VideoError(path, "empty file (0 bytes)")
+        source = io.BytesIO(path.data)
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise VideoError(path, "no such file")
+        if path.stat().st_size == 0:
+            raise VideoError(path, "empty file (0 bytes)")
+        source = str(path)
     try:
-        container = av.open(str(path))
+        container = av.open(source)
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
         raise VideoError(path, f"not a readable video ({e})") from None
     if not container.streams.video:
@@ -133,7 +157,7 @@ def subsample_indices(num_available: int, num_frames: int) -> list[int]:
 
 
 def decode_random_clip(
-    path: str | Path, clip_duration_s: float, num_frames: int, generator: torch.Generator | None = None
+    path: VideoSource, clip_duration_s: float, num_frames: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Decode `num_frames` frames from one random window of `clip_duration_s` (uint8, T, C, H, W)."""
     return _decode_file(
@@ -141,12 +165,12 @@ def decode_random_clip(
     )[0]
 
 
-def decode_uniform_clips(path: str | Path, clip_duration_s: float, num_frames: int) -> list[torch.Tensor]:
+def decode_uniform_clips(path: VideoSource, clip_duration_s: float, num_frames: int) -> list[torch.Tensor]:
     """Decode every back-to-back clip of `clip_duration_s` of the video (see `uniform_clip_windows`)."""
     return _decode_file(path, clip_duration_s, num_frames, lambda d: uniform_clip_windows(d, clip_duration_s))
 
 
-def decode_last_clip(path: str | Path, clip_duration_s: float, num_frames: int) -> torch.Tensor:
+def decode_last_clip(path: VideoSource, clip_duration_s: float, num_frames: int) -> torch.Tensor:
     """Decode the last window of `clip_duration_s` the header promises: a truncated download fails here."""
     return _decode_file(
         path, clip_duration_s, num_frames, lambda d: [(max(d - clip_duration_s, 0.0), max(d, clip_duration_s))]
@@ -200,7 +224,7 @@ def _plan_windows(
 
 
 def _decode_file(
-    path: str | Path,
+    path: VideoSource,
     clip_duration_s: float,
     num_frames: int,
     windows_for: Callable[[float], list[tuple[float, float]]],
@@ -213,14 +237,14 @@ def _decode_file(
     container = open_video(path)
     try:
         windows = windows_for(_usable_duration(path, video_info(container), clip_duration_s))
-        return (read or _decode_windows)(container, Path(path), windows, num_frames)
+        return (read or _decode_windows)(container, path, windows, num_frames)
     except av.error.FFmpegError as e:
         raise VideoError(path, f"decoding failed ({e})") from None
     finally:
         container.close()
 
 
-def _usable_duration(path: str | Path, info: VideoInfo, clip_duration_s: float) -> float:
+def _usable_duration(path: VideoSource, info: VideoInfo, clip_duration_s: float) -> float:
     """The video's duration; VideoError when it covers less than half a clip (too little to show an action).
 
     A container that states no duration (0) is let through: the frame count decides then.
@@ -234,7 +258,7 @@ def _usable_duration(path: str | Path, info: VideoInfo, clip_duration_s: float) 
 
 
 def _decode_windows(
-    container: av.container.InputContainer, path: Path, windows: list[tuple[float, float]], num_frames: int
+    container: av.container.InputContainer, path: VideoSource, windows: list[tuple[float, float]], num_frames: int
 ) -> list[torch.Tensor]:
     """Decode the (sorted, non-overlapping) windows in one pass, converting only the kept frames to RGB.
 
@@ -283,7 +307,7 @@ def _packets_until(container: av.container.InputContainer, stream, end_pts: floa
     return packets
 
 
-def _kept_times(path: Path, window: tuple[float, float], presented: list[float], num_frames: int) -> list[float]:
+def _kept_times(path: VideoSource, window: tuple[float, float], presented: list[float], num_frames: int) -> list[float]:
     """Presentation times of the `num_frames` evenly spaced frames kept from those inside `window`."""
     inside = [t for t in presented if window[0] <= t < window[1]]
     if len(inside) < num_frames:

@@ -1,0 +1,330 @@
+"""Kinetics as LitData shards: each video's encoded bytes, label and header facts in chunks, streamed to training.
+
+A shard folder (local, or a bucket URL such as s3://bucket/kinetics) holds:
+
+    shards.json          the class list, how many videos each split holds, and a sample of header facts
+    train/, val/         LitData chunks (`litdata.optimize`): one sample per readable video
+
+A sample is the video file's bytes (re-encoded or as they were), never decoded frames, so shards stay the size
+of the videos. Training decodes them from memory with the same decoder (`video.py`) and the same clip sampling
+as the file layouts; `StreamingDataset` gives each rank and node a disjoint share, reshuffles every epoch and
+saves its position for a mid-epoch resume; URLs are downloaded chunk by chunk into a local cache.
+
+Samples: index (the video's position in its split, the batches' video_index), name (its path relative to the
+source dataset, the name errors give), label, video (bytes), duration_s, fps, width, height, codec.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from video_processing.datasets import _video_name, collate_clips
+from video_processing.layouts import SPLITS, VideoRecord, check_splits, load_dataset
+from video_processing.video import (
+    EncodedVideo,
+    VideoError,
+    VideoInfo,
+    decode_random_clip,
+    decode_uniform_clips,
+    open_video,
+    video_info,
+)
+
+if TYPE_CHECKING:
+    import litdata
+
+METADATA = "shards.json"
+# Where LitData streams from object storage; "local:/path" reads a folder through the same download-and-cache path.
+REMOTE_PREFIXES = ("s3://", "gs://", "azure://", "r2://", "local:")
+# Header facts kept in shards.json per split, for the data module's clip checks before training.
+HEADER_SAMPLES_PER_SPLIT = 16
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+Encoder = Callable[[Path], bytes]
+
+
+def _litdata():
+    """LitData, imported where shards are used: the file layouts work without it (an optional extra)."""
+    try:
+        import litdata
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "shards need LitData: pip install 'video-classification[shards]' (or pip install litdata)"
+        ) from None
+    return litdata
+
+
+def is_remote(location: str | Path) -> bool:
+    return str(location).startswith(REMOTE_PREFIXES)
+
+
+def is_shard_location(location: str | Path) -> bool:
+    """True for a bucket URL or a folder that holds shards.json."""
+    return is_remote(location) or (Path(location) / METADATA).is_file()
+
+
+# --- writing -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One video to put in a shard."""
+
+    index: int
+    path: Path
+    name: str
+    label: int
+    failures_file: Path
+
+
+def file_bytes(path: Path) -> bytes:
+    """The video as it is on disk (the default encoder: no re-encoding)."""
+    return path.read_bytes()
+
+
+def shard_sample(job: ShardJob, encode: Encoder = file_bytes) -> dict | None:
+    """The sample of one video, or None after appending (name, reason) to the job's failures file.
+
+    Runs in LitData's worker processes, which cannot hand failures back: a line appended to a file per split
+    is the report. The header is read from the bytes that go into the shard, so a sample that cannot be opened
+    from memory never enters one.
+    """
+    try:
+        data = encode(job.path)
+        container = open_video(EncodedVideo(job.name, data))
+        try:
+            info = video_info(container)
+        finally:
+            container.close()
+    except Exception as e:  # one bad file must not stop a run over a whole dataset
+        reason = e.reason if isinstance(e, VideoError) else f"{type(e).__name__}: {e}"
+        with open(job.failures_file, "a") as f:  # one short line per write: appends from workers do not mix
+            f.write(json.dumps([str(job.path), reason]) + "\n")
+        return None
+    return {"index": job.index, "name": job.name, "label": job.label, "video": data, **asdict(info)}
+
+
+def write_shards(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    encode: Encoder = file_bytes,
+    chunk_bytes: str = "256MB",
+    workers: int = 1,
+) -> list[tuple[Path, str]]:
+    """Write the dataset at `src` (any supported layout) as shards in `dst`; return (path, reason) of failures.
+
+    `encode` gives the bytes stored for a video file (module-level function or partial: it runs in worker
+    processes). A split whose index.json exists is kept, so a run stopped in the second split only writes
+    that one again; an unfinished split is written anew. shards.json is written last: its presence marks a
+    finished folder.
+    """
+    src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
+    dataset = load_dataset(src)
+    check_splits(dataset, src)  # what training will ask of the shards, told before hours of writing
+    dst.mkdir(parents=True, exist_ok=True)
+    failures: list[tuple[Path, str]] = []
+    for split in SPLITS:
+        failures += _write_split(dataset.split(split), src, dst, split, encode, chunk_bytes, workers)
+    _write_metadata(dst, dataset.classes, dataset.layout)
+    return failures
+
+
+def _write_split(
+    records: list[VideoRecord], src: Path, dst: Path, split: str, encode: Encoder, chunk_bytes: str, workers: int
+) -> list[tuple[Path, str]]:
+    out, failures_file = dst / split, dst / f".{split}_failures.jsonl"
+    if (out / "index.json").is_file():
+        print(f"{out} already written: kept")
+        return _read_failures(failures_file)
+    shutil.rmtree(out, ignore_errors=True)
+    failures_file.unlink(missing_ok=True)
+    failures_file.touch()
+    jobs = [ShardJob(i, r.path, _video_name(r.path, src), r.label, failures_file) for i, r in enumerate(records)]
+    # The layouts list videos class by class, and streaming shuffles only chunks and the videos within one:
+    # without mixing here, a batch would hold a handful of classes.
+    random.Random(0).shuffle(jobs)
+    print(f"writing {len(jobs)} {split} videos to {out}")
+    _litdata().optimize(
+        fn=partial(shard_sample, encode=encode),
+        inputs=jobs,
+        output_dir=str(out),
+        chunk_bytes=chunk_bytes,
+        num_workers=min(workers, len(jobs)),
+        # fork: a spawned worker imports torch anew, seconds per worker; nothing here has started threads yet
+        start_method="fork",
+        verbose=True,
+    )
+    return _read_failures(failures_file)
+
+
+def _read_failures(failures_file: Path) -> list[tuple[Path, str]]:
+    if not failures_file.is_file():
+        return []
+    return [(Path(path), reason) for path, reason in map(json.loads, failures_file.read_text().splitlines())]
+
+
+def _write_metadata(dst: Path, classes: list[str], layout: str) -> None:
+    """shards.json: classes, videos per split, and header facts of a spread of samples."""
+    counts, headers = {}, []
+    for split in SPLITS:
+        samples = _litdata().StreamingDataset(str(dst / split))
+        counts[split] = len(samples)
+        step = max(1, len(samples) // HEADER_SAMPLES_PER_SPLIT)
+        for i in range(0, len(samples), step)[:HEADER_SAMPLES_PER_SPLIT]:
+            sample = samples[i]
+            headers.append({field: sample[field] for field in VideoInfo.__dataclass_fields__})
+    metadata = {"classes": classes, "source_layout": layout, "videos": counts, "headers": headers}
+    (dst / METADATA).write_text(json.dumps(metadata, indent=1) + "\n")
+
+
+# --- reading -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardsInfo:
+    """What shards.json says: the class list, videos per split, header facts of a sample of videos."""
+
+    classes: list[str]
+    videos: dict[str, int]
+    headers: list[VideoInfo]
+
+
+def read_info(location: str | Path, cache_dir: str | Path | None = None) -> ShardsInfo:
+    """shards.json of a shard folder or URL (downloaded into `cache_dir`, or a temporary folder)."""
+    location = str(location).rstrip("/")
+    if is_remote(location):
+        _litdata()
+        from litdata.streaming.downloader import get_downloader
+
+        if cache_dir is not None:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            local = str(Path(tmp, METADATA))
+            try:
+                get_downloader(location, tmp, []).download_file(f"{location}/{METADATA}", local)
+                text = Path(local).read_text()
+            except Exception as e:
+                raise FileNotFoundError(
+                    f"cannot read {location}/{METADATA} ({type(e).__name__}: {e}); write shards with "
+                    "`python -m video_processing.prepare SRC DST --format shards` and copy DST there"
+                ) from None
+    else:
+        text = (Path(location) / METADATA).read_text()
+    metadata = json.loads(text)
+    headers = [VideoInfo(**header) for header in metadata["headers"]]
+    return ShardsInfo(metadata["classes"], metadata["videos"], headers)
+
+
+def _empty_item(name: str, reason: str, num_frames: int, crop_size: int) -> dict:
+    """The item of a video that cannot be decoded: no clips, and (name, reason) in "skipped"."""
+    return {
+        "video": torch.empty(0, 3, num_frames, crop_size, crop_size),
+        "label": torch.empty(0, dtype=torch.long),
+        "video_name": [],
+        "video_index": torch.empty(0, dtype=torch.long),
+        "skipped": [(name, reason)],
+    }
+
+
+@dataclass(frozen=True)
+class RandomClipFromSample:
+    """A shard sample -> one random clip, transformed (the item RandomClipDataset gives for a file)."""
+
+    clip_duration_s: float
+    num_frames: int
+    crop_size: int
+    transform: Transform
+
+    def __call__(self, sample: dict) -> dict:
+        video = EncodedVideo(sample["name"], bytes(sample["video"]))
+        try:
+            frames = decode_random_clip(video, self.clip_duration_s, self.num_frames)
+        except VideoError as e:  # a stream cannot hand out another video in its place: skipped, and named
+            return _empty_item(e.path, e.reason, self.num_frames, self.crop_size)
+        return {
+            "video": self.transform(frames).unsqueeze(0),
+            "label": torch.tensor([sample["label"]]),
+            "video_name": [video.name],
+            "video_index": torch.tensor([sample["index"]]),
+            "skipped": [],
+        }
+
+
+@dataclass(frozen=True)
+class UniformClipsFromSample:
+    """A shard sample -> every back-to-back clip, transformed (the item UniformClipsDataset gives for a file)."""
+
+    clip_duration_s: float
+    num_frames: int
+    crop_size: int
+    transform: Transform
+
+    def __call__(self, sample: dict) -> dict:
+        video = EncodedVideo(sample["name"], bytes(sample["video"]))
+        try:
+            clips = decode_uniform_clips(video, self.clip_duration_s, self.num_frames)
+        except VideoError as e:
+            return _empty_item(e.path, e.reason, self.num_frames, self.crop_size)
+        n = len(clips)
+        return {
+            "video": torch.stack([self.transform(clip) for clip in clips]),
+            "label": torch.full((n,), sample["label"]),
+            "video_name": [video.name] * n,
+            "video_index": torch.full((n,), sample["index"]),
+            "skipped": [],
+        }
+
+
+def streaming_split(
+    location: str | Path,
+    split: str,
+    to_item: RandomClipFromSample | UniformClipsFromSample,
+    *,
+    shuffle: bool,
+    cache_dir: str | Path | None = None,
+) -> litdata.StreamingDataset:
+    """The split's samples as a StreamingDataset of items (see `datasets.py`), shared out over ranks and workers.
+
+    Shuffling reorders chunks and the samples inside them, differently every epoch and the same on every rank
+    (LitData's fixed seed), so ranks keep disjoint shares. Under DDP, LitData drops the last few training
+    samples that would leave ranks with unequal numbers of batches.
+    """
+    split_location = f"{str(location).rstrip('/')}/{split}"
+    if not is_remote(location) and not (Path(location) / split / "index.json").is_file():
+        raise FileNotFoundError(f"{split_location}/index.json is missing: the shard folder is incomplete")
+    return _litdata().StreamingDataset(
+        split_location,
+        cache_dir=None if cache_dir is None else str(cache_dir),
+        shuffle=shuffle,
+        drop_last=None if shuffle else False,
+        transform=to_item,
+    )
+
+
+def streaming_loader(
+    dataset: litdata.StreamingDataset, *, batch_size: int, num_workers: int, timeout_s: float
+) -> litdata.StreamingDataLoader:
+    """Batches of `collate_clips` from a streaming split; its state_dict is the position within the epoch.
+
+    Workers are started anew every epoch (not persistent): a persistent worker's copy of the dataset would
+    miss the next epoch's shuffle.
+    """
+    return _litdata().StreamingDataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_clips,
+        pin_memory=torch.cuda.is_available(),
+        timeout=timeout_s if num_workers > 0 else 0,
+    )

@@ -87,7 +87,7 @@ def _listed(root: Path, files: dict[str, list[str]]) -> Path:
 @pytest.mark.parametrize(
     "files, message",
     [
-        ({}, r"does not exist\. Pass --data\.data_path DIR \(or set KINETICS_DATA_PATH\)"),
+        ({}, r"does not exist\. Pass --data\.data_path DIR \(or data_path=DIR\)"),
         ({"train/a": ["notes.txt"], "train/b": [], "val/a": []}, r"lists no training videos"),
         (
             {"train/a": ["1.mp4", "2.mp4"], "val/a": ["3.mp4"]},
@@ -110,6 +110,19 @@ def test_unusable_dataset_folders_are_refused_with_path_and_fix(tmp_path, files,
     with pytest.raises(LayoutError, match=message) as error:
         _ = KineticsDataModule(str(root)).classes
     assert str(root) in str(error.value)
+
+
+def test_the_missing_data_path_error_says_where_the_path_came_from(tmp_path, monkeypatch):
+    monkeypatch.setenv("KINETICS_DATA_PATH", str(tmp_path / "from_env"))
+    with pytest.raises(LayoutError, match="from_env does not exist. It came from KINETICS_DATA_PATH"):
+        _ = KineticsDataModule().classes
+    # a data_path given (by a config, a flag or in Python) wins over the environment, and the fix says so
+    with pytest.raises(LayoutError, match="given does not exist. Pass --data.data_path DIR") as error:
+        _ = KineticsDataModule(str(tmp_path / "given")).classes
+    assert "KINETICS_DATA_PATH" not in str(error.value)
+    monkeypatch.delenv("KINETICS_DATA_PATH")
+    with pytest.raises(LayoutError, match="Set KINETICS_DATA_PATH or pass --data.data_path DIR"):
+        _ = KineticsDataModule().classes
 
 
 def test_unknown_validation_label_in_a_pytorchvideo_csv_is_refused(tmp_path):

@@ -98,6 +98,14 @@ class KineticsDataModule(pl.LightningDataModule):
         super().__init__()
         check_decoder(decoder, decoder_device)  # fails here, naming the option, not in a worker or a hang later
         self.save_hyperparameters()
+        # How to point the module elsewhere depends on where the path came from: KINETICS_DATA_PATH is only
+        # read when no data_path is given (a config's data_path wins over it).
+        if data_path:
+            self._data_path_fix = "Pass --data.data_path DIR (or data_path=DIR)"
+        elif "KINETICS_DATA_PATH" in os.environ:
+            self._data_path_fix = "It came from KINETICS_DATA_PATH: set it (or pass --data.data_path DIR)"
+        else:
+            self._data_path_fix = "Set KINETICS_DATA_PATH or pass --data.data_path DIR"
         data_path = data_path or default_data_path()
         self.data_path = data_path if shards.is_remote(data_path) else Path(data_path)
         self.clip_duration = clip_duration
@@ -125,9 +133,8 @@ class KineticsDataModule(pl.LightningDataModule):
         """
         if not self.data_path.is_dir():
             raise LayoutError(
-                f"data_path {self.data_path} does not exist. Pass --data.data_path DIR (or set "
-                "KINETICS_DATA_PATH) to a dataset folder; `python -m video_processing.synthetic --out "
-                "data/synthetic` makes a small one."
+                f"data_path {self.data_path} does not exist. {self._data_path_fix} to a dataset folder; "
+                "`python -m video_processing.synthetic --out data/synthetic` makes a small one."
             )
         dataset = load_dataset(self.data_path)
         check_splits(dataset, self.data_path)

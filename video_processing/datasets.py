@@ -4,7 +4,8 @@ Map-style (rather than PyTorchVideo's iterable `LabeledVideoDataset`) gives load
 show a total, and lets Lightning inject a `DistributedSampler` under DDP, so every rank reads a disjoint share.
 
 Every item is a dict whose "video" holds a stack of clips (N, C, T, H, W): N = 1 for training, N = the number of
-clips for validation, N = 0 for a video that could not be read. `collate_clips` concatenates items into a batch.
+clips for validation, N = clips x crops for the multi-view test, N = 0 for a video that could not be read.
+`collate_clips` concatenates items into a batch.
 A video that cannot be read is reported in the item's "skipped" list as (path, reason) and never raised.
 """
 
@@ -17,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from video_processing.layouts import VideoRecord
-from video_processing.video import VideoError, decode_random_clip, decode_uniform_clips
+from video_processing.video import VideoError, decode_constant_clips, decode_random_clip, decode_uniform_clips
 
 # How many following videos a training item tries when its own cannot be read, before giving up.
 MAX_SUBSTITUTES = 16
@@ -108,7 +109,7 @@ class UniformClipsDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
         try:
-            clips = decode_uniform_clips(record.path, self.clip_duration_s, self.num_frames)
+            views = self._views(record.path)
         except VideoError as e:
             empty = torch.empty(0, 3, self.num_frames, self.crop_size, self.crop_size)
             return {
@@ -118,14 +119,35 @@ class UniformClipsDataset(Dataset):
                 "video_index": torch.empty(0, dtype=torch.long),
                 "skipped": [(e.path, e.reason)],
             }
-        n = len(clips)
+        n = len(views)
         return {
-            "video": torch.stack([self.transform(clip) for clip in clips]),
+            "video": views,
             "label": torch.full((n,), record.label),
             "video_name": [_video_name(record.path, self.root)] * n,
             "video_index": torch.full((n,), index),
             "skipped": [],
         }
+
+    def _views(self, path: Path) -> torch.Tensor:
+        """The video's transformed clips (N, C, T, H, W); VideoError when it cannot be read."""
+        clips = decode_uniform_clips(path, self.clip_duration_s, self.num_frames)
+        return torch.stack([self.transform(clip) for clip in clips])
+
+
+class MultiViewClipsDataset(UniformClipsDataset):
+    """`clips_per_video` evenly spaced clips of each video x the crops its transform takes: the test views.
+
+    Each clip window is decoded once; `transform` turns a clip into (crops, C, T, H, W) (`multi_view_preset`).
+    Views come clip by clip, the crops of a clip together: (clips_per_video x crops, C, T, H, W) per video.
+    """
+
+    def __init__(self, records: list[VideoRecord], *, clips_per_video: int, **kwargs):
+        super().__init__(records, **kwargs)
+        self.clips_per_video = clips_per_video
+
+    def _views(self, path: Path) -> torch.Tensor:
+        clips = decode_constant_clips(path, self.clip_duration_s, self.num_frames, self.clips_per_video)
+        return torch.cat([self.transform(clip) for clip in clips])
 
 
 def collate_clips(items: list[dict]) -> dict:

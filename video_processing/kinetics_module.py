@@ -1,4 +1,4 @@
-"""KineticsDataModule: dataset layouts + decoding + transform presets -> train and validation loaders."""
+"""KineticsDataModule: dataset layouts + decoding + transform presets -> train, validation and test loaders."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
-from video_processing.datasets import RandomClipDataset, UniformClipsDataset, collate_clips
+from video_processing.datasets import MultiViewClipsDataset, RandomClipDataset, UniformClipsDataset, collate_clips
 from video_processing.layouts import Dataset, LayoutError, check_splits, load_dataset
-from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset, train_preset
+from video_processing.samplers import BalancedDistributedSampler
+from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset, multi_view_preset, train_preset
 from video_processing.video import VideoError, VideoInfo, open_video, video_info
 
 logger = logging.getLogger("video_processing")
@@ -51,6 +52,12 @@ class KineticsDataModule(pl.LightningDataModule):
             instead of hanging it.
         mean, std: per-channel normalization; pretrained weights expect the values they were trained with
             (configs/finetune_*.yaml set them per backbone).
+        test_clips, test_crops: the `test` stage's views of each validation video: `test_clips` evenly spaced
+            clips (PyTorchVideo's constant-clips-per-video sampler) x `test_crops` crops along the long side of
+            each clip scaled to `min_short_side` (3: left, centre, right; 1: centre). 10 x 3 is the protocol
+            of PyTorchVideo's model zoo and PySlowFast. A test batch holds all views of `batch_size` videos.
+        balanced_sampling: draw training videos so that every class is drawn equally often per epoch
+            (`samplers.BalancedDistributedSampler`; under DDP each rank takes a disjoint share of the draws).
 
     Batches are dicts: video float (B, C, T, H, W), label long (B,), video_name (list of B), video_index long
     (B,), skipped (list of (path, reason) for videos that could not be read).
@@ -70,6 +77,9 @@ class KineticsDataModule(pl.LightningDataModule):
         loader_timeout_s: float = 600,
         mean: tuple[float, float, float] = KINETICS_MEAN,
         std: tuple[float, float, float] = KINETICS_STD,
+        test_clips: int = 10,
+        test_crops: int = 3,
+        balanced_sampling: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -85,6 +95,9 @@ class KineticsDataModule(pl.LightningDataModule):
         self.loader_timeout_s = loader_timeout_s
         self.mean = tuple(mean)
         self.std = tuple(std)
+        self.test_clips = test_clips
+        self.test_crops = test_crops
+        self.balanced_sampling = balanced_sampling
         self._warned_paths: set[str] = set()
 
     @cached_property
@@ -137,6 +150,21 @@ class KineticsDataModule(pl.LightningDataModule):
                 crop_size=self.crop_size, short_side=self.min_short_side, mean=self.mean, std=self.std
             ),
         )
+        self.test_set = MultiViewClipsDataset(
+            self.dataset.val,
+            clips_per_video=self.test_clips,
+            clip_duration_s=self.clip_duration,
+            num_frames=self.num_frames,
+            crop_size=self.crop_size,
+            root=self.data_path,
+            transform=multi_view_preset(
+                crop_size=self.crop_size,
+                short_side=self.min_short_side,
+                num_crops=self.test_crops,
+                mean=self.mean,
+                std=self.std,
+            ),
+        )
 
     def _sample_headers(self) -> list[VideoInfo]:
         """Headers of up to HEADER_SAMPLE_SIZE videos spread over both splits (unreadable ones left out).
@@ -158,19 +186,26 @@ class KineticsDataModule(pl.LightningDataModule):
         return infos
 
     def train_dataloader(self) -> DataLoader:
+        if self.balanced_sampling:
+            # rank-aware itself: Lightning would otherwise wrap a custom sampler in a DistributedSampler
+            sampler = BalancedDistributedSampler([record.label for record in self.train_set.records])
+            return self._loader(self.train_set, shuffle=False, sampler=sampler)
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
+        return self._whole_videos_loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        """Multi-view test of the validation split (Kinetics' test labels are not public)."""
+        return self._whole_videos_loader(self.test_set)
+
+    def _whole_videos_loader(self, dataset: UniformClipsDataset) -> DataLoader:
         # Under DDP each rank takes whole videos, each exactly once (no padding with repeats), so clip and
         # video accuracy summed over ranks equal a single-process run's.
         sampler = None
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            sampler = UnrepeatedDistributedSampler(self.val_set, shuffle=False)
-        return self._loader(self.val_set, shuffle=False, sampler=sampler)
-
-    def test_dataloader(self) -> DataLoader:
-        """Kinetics' test labels are not public: `test` evaluates the validation split."""
-        return self.val_dataloader()
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        return self._loader(dataset, shuffle=False, sampler=sampler)
 
     def _loader(self, dataset, *, shuffle: bool, sampler=None) -> DataLoader:
         return HintingDataLoader(
@@ -183,17 +218,8 @@ class KineticsDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
             timeout=self.loader_timeout_s if self.num_workers > 0 else 0,
+            warned_paths=self._warned_paths,
         )
-
-    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Warn once per file about videos that could not be read (in the main process, not in workers)."""
-        if not isinstance(batch, dict):  # the model summary's example input, a bare tensor
-            return batch
-        for path, reason in batch["skipped"]:
-            if path not in self._warned_paths:
-                self._warned_paths.add(path)
-                logger.warning("skipped video %s: %s", path, reason)
-        return batch
 
 
 def check_clips_fit(infos: list[VideoInfo], clip_duration_s: float, num_frames: int, data_path: Path) -> None:
@@ -227,8 +253,14 @@ class HintingDataLoader(DataLoader):
     """A DataLoader whose worker timeouts and deaths raise a LoaderError saying what happened and what to do.
 
     PyTorch raises "DataLoader timed out" or "worker exited unexpectedly", which names neither the setting
-    nor the likely cause.
+    nor the likely cause. It also warns, once per file, about the videos its batches report as skipped: in the
+    main process (workers' logs may go nowhere), however the loader is used, with or without a Trainer.
+    `warned_paths` holds the files warned about already; loaders sharing one set warn once in all.
     """
+
+    def __init__(self, *args, warned_paths: set[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.warned_paths = warned_paths if warned_paths is not None else set()
 
     def __iter__(self):
         iterator = super().__iter__()
@@ -242,7 +274,14 @@ class HintingDataLoader(DataLoader):
                 if hint is None:  # an error of the data itself, raised in a worker: keep it as it is
                     raise
                 raise LoaderError(f"{e}: {hint}") from e
+            self._warn_skipped(batch)
             yield batch
+
+    def _warn_skipped(self, batch: dict) -> None:
+        for path, reason in batch["skipped"]:
+            if path not in self.warned_paths:
+                self.warned_paths.add(path)
+                logger.warning("skipped video %s: %s", path, reason)
 
 
 def _loader_failure_hint(message: str, timeout_s: float) -> str | None:

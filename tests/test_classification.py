@@ -1,7 +1,9 @@
 import pytest
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader
 
+from tests.conftest import SMALL_DATA_KWARGS
 from video_processing.classification import (
     VideoClassificationLightningModule,
     average_per_video,
@@ -36,6 +38,49 @@ def test_average_per_video():
     # videos come out sorted by index: video 2, then video 7
     assert torch.equal(video_logits, torch.tensor([[0.0, 5.0], [2.0, 0.0]]))
     assert torch.equal(labels, torch.tensor([1, 0]))
+
+
+class _ScoresAreTheInput(VideoClassificationLightningModule):
+    """Returns its input as logits, so a test chooses every view's scores."""
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return video
+
+
+def test_test_averages_softmax_scores_over_views_and_validation_averages_logits():
+    # One video of class 1, three views: logits average to class 0 (mean 1.0 vs 0.67), softmax scores to
+    # class 1 (0.497 vs 0.503, the first view's confidence capped at 1).
+    logits = torch.tensor([[3.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    batch = {"video": logits, "label": torch.ones(3, dtype=torch.long), "video_index": torch.zeros(3), "skipped": []}
+    model = _ScoresAreTheInput(num_classes=2, stem_dim_out=4, num_frames=1, crop_size=32)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    loader = DataLoader([batch], batch_size=None)  # the batch as it is
+    (tested,) = trainer.test(model, loader, verbose=False)
+    (validated,) = trainer.validate(model, loader, verbose=False)
+    assert tested["test_video_acc_top1"] == 1.0 and validated["val_video_acc_top1"] == 0.0
+    assert tested["test_acc_top1"] == validated["val_acc_top1"] == pytest.approx(2 / 3)  # per view: 2 of 3
+
+
+def test_mean_class_accuracy_weighs_each_class_equally():
+    # class 1: three clips, all right; class 0: one clip, wrong. Top-1 3/4, mean of the classes' (0 + 1) / 2.
+    logits = torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    labels = torch.tensor([1, 1, 1, 0])
+    batch = {"video": logits, "label": labels, "video_index": torch.arange(4), "skipped": []}
+    model = _ScoresAreTheInput(num_classes=2, stem_dim_out=4, num_frames=1, crop_size=32)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (metrics,) = trainer.validate(model, DataLoader([batch], batch_size=None), verbose=False)
+    assert metrics["val_acc_top1"] == pytest.approx(3 / 4) and metrics["val_acc_mean_class"] == pytest.approx(1 / 2)
+
+
+def test_multi_view_test_of_a_thin_model(small_dataset):
+    dm = KineticsDataModule(str(small_dataset), **{**SMALL_DATA_KWARGS, "num_workers": 0, "test_clips": 2})
+    model = VideoClassificationLightningModule(num_classes=6, stem_dim_out=4, num_frames=4, crop_size=48)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (metrics,) = trainer.test(model, datamodule=dm, verbose=False)
+    names = ("acc_top1", "acc_top5", "acc_mean_class", "video_acc_top1", "video_acc_top5", "loss")
+    assert {f"test_{name}" for name in names} <= metrics.keys()
+    assert all(0 <= metrics[f"test_{name}"] <= 1 for name in names[:-1])
+    assert metrics["test_video_acc_top5"] >= metrics["test_video_acc_top1"]
 
 
 def test_class_names_must_match_num_classes():

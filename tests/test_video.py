@@ -4,6 +4,9 @@ import torch
 from tests.conftest import write_clip
 from video_processing.video import (
     VideoError,
+    _decode_file,
+    constant_clip_windows,
+    decode_constant_clips,
     decode_random_clip,
     decode_uniform_clips,
     open_video,
@@ -81,3 +84,14 @@ def test_truncated_file_raises_video_error(tmp_path):
     with pytest.raises(VideoError) as error:
         decode_uniform_clips(path, clip_duration_s=1.0, num_frames=8)
     assert error.value.path == str(path)
+
+
+def test_constant_clips_overlapping_windows_decode_as_each_window_alone(tmp_path):
+    path = write_clip(tmp_path / "a.mp4", seconds=3.0, fps=24)
+    clips = decode_constant_clips(path, 1.0, 4, clips_per_video=5)  # starts 0.4 s apart: 1-s windows overlap
+    windows = constant_clip_windows(3.0, 1.0, 5)
+    assert len(clips) == 5 and clips[0].shape == (4, 3, 48, 64) and clips[0].dtype == torch.uint8
+    for clip, window in zip(clips, windows, strict=True):
+        alone = _decode_file(path, 1.0, 4, lambda duration, window=window: [window])[0]
+        assert torch.equal(clip, alone)
+    assert not torch.equal(clips[0], clips[1])

@@ -12,11 +12,12 @@ from torch.utils.data import DistributedSampler
 
 
 class BalancedDistributedSampler(DistributedSampler):
-    """Class-balanced draws: each epoch, every class is drawn len(labels) / num_classes times (give or take one).
+    """Class-balanced draws: each epoch, every class is drawn len(labels) / num_classes times (rounded up or down).
 
     Within a class the videos are taken in a fresh random order, repeated as often as the class needs, so a
     small class's videos recur (each about equally often) and a large class's videos are each drawn at most
-    once. The epoch keeps its length, len(labels) draws, and is shuffled with a generator seeded by
+    once. The epoch keeps its length, len(labels) draws (rounded up to a multiple of num_replicas, as
+    `DistributedSampler` pads), and is shuffled with a generator seeded by
     `seed + epoch`, the same on every rank; rank r takes draws r, r + num_replicas, ... (a disjoint share, as
     `DistributedSampler` deals them). Call `set_epoch` before each epoch (Lightning's fit loop does).
 
@@ -42,13 +43,16 @@ class BalancedDistributedSampler(DistributedSampler):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        per_class = math.ceil(self.total_size / len(self.members))
-        draws = torch.cat([self._draw(members, per_class, generator) for members in self.members])
-        draws = draws[torch.randperm(len(draws), generator=generator)][: self.total_size]
+        num_classes = len(self.members)
+        # total_size draws shared out as evenly as the division allows; random classes take the remainder
+        counts = torch.full((num_classes,), self.total_size // num_classes)
+        counts[torch.randperm(num_classes, generator=generator)[: self.total_size % num_classes]] += 1
+        draws = torch.cat([self._draw(m, int(n), generator) for m, n in zip(self.members, counts, strict=True)])
+        draws = draws[torch.randperm(len(draws), generator=generator)]
         return iter(draws[self.rank : self.total_size : self.num_replicas].tolist())
 
     @staticmethod
     def _draw(members: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
         """`count` of a class's videos: whole random permutations of them, the last one cut short."""
-        rounds = math.ceil(count / len(members))
+        rounds = max(1, math.ceil(count / len(members)))
         return torch.cat([members[torch.randperm(len(members), generator=generator)] for _ in range(rounds)])[:count]

@@ -69,7 +69,9 @@ def test_default_root_dir_holds_logs_and_checkpoints_and_test_prints_multi_view_
     assert torch.load(last, weights_only=False)["global_step"] == 5
 
     capsys.readouterr()
-    main(["test", *_thin_run(small_dataset, root), f"--ckpt_path={last}", "--data.test_clips=2"])
+    # crops as large as the short side, as the zoo tests: the head pools over whatever crop the data gives
+    full_short_side = ["--data.crop_size=56", "--data.min_short_side=56", "--data.test_clips=2"]
+    main(["test", *_thin_run(small_dataset, root), f"--ckpt_path={last}", *full_short_side])
     printed = dict(line.strip().split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line)
     for name in ("test_acc_top1", "test_acc_top5", "test_video_acc_top1", "test_video_acc_top5"):
         assert 0 <= float(printed[name]) <= 1, name

@@ -1,6 +1,7 @@
 import json
 import logging
 
+import pytest
 import pytorch_lightning as pl
 import torch
 
@@ -158,3 +159,9 @@ def test_balanced_sampling_draws_the_classes_equally(dataset_copy):
     assert len(labels) == 21  # an epoch keeps its length
     counts = torch.bincount(labels, minlength=6)
     assert counts.max() - counts.min() <= 1  # 3 or 4 draws per class; unbalanced, class 0 would get one
+
+
+@pytest.mark.parametrize("override, message", [({"test_clips": 0}, "test_clips=0"), ({"test_crops": 0}, "test_crops")])
+def test_a_test_without_views_is_refused_in_setup(small_dataset, override, message):
+    with pytest.raises(ValueError, match=message):
+        _data(small_dataset, **override).setup("test")

@@ -143,6 +143,8 @@ class MultiViewClipsDataset(UniformClipsDataset):
 
     def __init__(self, records: list[VideoRecord], *, clips_per_video: int, **kwargs):
         super().__init__(records, **kwargs)
+        if clips_per_video < 1:
+            raise ValueError(f"test_clips={clips_per_video}: the test needs 1 clip per video or more (zoo: 10)")
         self.clips_per_video = clips_per_video
 
     def _views(self, path: Path) -> torch.Tensor:

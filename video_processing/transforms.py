@@ -123,7 +123,7 @@ class SpatialCrops(torch.nn.Module):
     def __init__(self, crop_size: int, num_crops: int):
         super().__init__()
         if num_crops < 1:
-            raise ValueError(f"num_crops must be at least 1, got {num_crops}")
+            raise ValueError(f"num_crops={num_crops} (--data.test_crops): need 1 crop or more (zoo: 3)")
         self.crop_size, self.num_crops = crop_size, num_crops
 
     def offsets(self, height: int, width: int) -> list[tuple[int, int]]:

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -99,26 +101,38 @@ def test_seed_train_example_constructs(monkeypatch, tmp_path):
     assert trainer is not None
 
 
+def chance_of_at_least(correct: int, videos: int, num_classes: int) -> float:
+    """P(X >= correct) for X ~ Binomial(videos, 1 / num_classes): how often a predictor that does not look at the
+    videos (a random guess per video) gets at least `correct` of them right."""
+    p = 1 / num_classes
+    return sum(math.comb(videos, k) * p**k * (1 - p) ** (videos - k) for k in range(correct, videos + 1))
+
+
 def test_short_fit_beats_chance(tmp_path_factory):
-    """A short CPU fit (the demo's sizes) on the medium self-made set learns the motion classes: at least twice
-    chance (1/6) on the validation videos. Seeded and single-process, so the run repeats exactly."""
-    data_path = make_dataset(tmp_path_factory.mktemp("medium"), size="medium", seed=0, workers=1)
+    """A short CPU fit on the medium self-made set (6 classes, 144 training and 96 validation videos) learns the
+    motion classes: its multi-view video accuracy is one that random guessing (1/6 per video) reaches with a
+    probability under 1e-5 (34 videos of 96; the fit gets about half of them right). Thin sizes (8 frames of
+    32 x 32, stem width 8) buy the epochs; the validation videos are evaluated once, at the end, by `test`."""
+    data_path = make_dataset(tmp_path_factory.mktemp("medium"), size="medium", seed=0, workers=2)
     pl.seed_everything(0, workers=True)
     dm = KineticsDataModule(
         str(data_path),
         clip_duration=1.5,
         num_frames=8,
-        crop_size=64,
-        min_short_side=64,
-        max_short_side=80,
+        crop_size=32,
+        min_short_side=36,
+        max_short_side=44,
         batch_size=8,
         num_workers=0,
+        test_clips=3,
+        test_crops=1,
     )
     model = VideoClassificationLightningModule(
-        num_classes=dm.num_classes, class_names=dm.classes, lr=5e-3, stem_dim_out=8, num_frames=8, crop_size=64
+        num_classes=dm.num_classes, class_names=dm.classes, lr=5e-3, stem_dim_out=8, num_frames=8, crop_size=32
     )
     trainer = pl.Trainer(
-        max_epochs=15,
+        max_epochs=20,
+        limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -126,7 +140,10 @@ def test_short_fit_beats_chance(tmp_path_factory):
         default_root_dir=tmp_path_factory.mktemp("fit"),
     )
     trainer.fit(model, dm)
-    metrics = trainer.validate(model, dm, verbose=False)[0]
-    print(f"validation after 15 epochs: {metrics}")
-    assert metrics["val_acc_top1"] >= 2 / 6
+    metrics = trainer.test(model, dm, verbose=False)[0]
+    videos = len(dm.dataset.val)
+    correct = round(metrics["test_video_acc_top1"] * videos)
+    print(f"after 20 epochs: {correct} of {videos} validation videos right; {metrics}")
+    assert videos == 96
+    assert chance_of_at_least(correct, videos, dm.num_classes) < 1e-5
     assert model.hparams.class_names == dm.classes

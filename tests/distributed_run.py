@@ -3,8 +3,9 @@
     python tests/distributed_run.py OUT_DIR DATA_PATH WEIGHTS DATA_ARGS_JSON MODEL_ARGS_JSON
 
 Lightning's "ddp" strategy starts rank 1 by running this file again, so it is a script, not a test. Rank 0
-writes OUT_DIR/val.json (the validation metrics); every rank writes OUT_DIR/train_rank<r>.json (the indices of
-the videos it read in the epoch and its losses).
+writes OUT_DIR/val.json (the validation metrics); every rank writes OUT_DIR/val_rank<r>.json (the indices of the
+validation videos of the clips it read) and OUT_DIR/train_rank<r>.json (the indices of the videos it read in the
+training epoch and its losses).
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 
 
-class TrainRecorder(Callback):
+class Recorder(Callback):
     def __init__(self):
+        self.val_video_indices: list[int] = []
         self.video_indices: list[int] = []
         self.losses: list[float] = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self.val_video_indices += batch["video_index"].tolist()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.video_indices += batch["video_index"].tolist()
@@ -35,7 +40,7 @@ def main(out_dir: str, data_path: str, weights: str, data_args: str, model_args:
     datamodule = KineticsDataModule(data_path, **json.loads(data_args))
     model = VideoClassificationLightningModule(**json.loads(model_args))
     model.load_state_dict(torch.load(weights))
-    recorder = TrainRecorder()
+    recorder = Recorder()
     trainer = Trainer(
         accelerator="cpu",
         devices=2,
@@ -50,6 +55,7 @@ def main(out_dir: str, data_path: str, weights: str, data_args: str, model_args:
     (metrics,) = trainer.validate(model, datamodule, verbose=False)
     if trainer.is_global_zero:
         (out / "val.json").write_text(json.dumps(metrics))
+    (out / f"val_rank{trainer.global_rank}.json").write_text(json.dumps(recorder.val_video_indices))
     trainer.fit(model, datamodule)
     record = {"video_indices": recorder.video_indices, "losses": recorder.losses}
     (out / f"train_rank{trainer.global_rank}.json").write_text(json.dumps(record))

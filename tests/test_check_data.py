@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from video_processing.check_data import check_file, main
+from video_processing.check_data import FileCheck, check_file, imbalance_ratios, main
 from video_processing.video import open_video, video_info, write_video
 
 FPS = 12
@@ -125,6 +126,8 @@ def test_report_names_exactly_the_broken_files(mixed, tmp_path, capsys):
     assert "6 of 16 videos cannot be used" in printed
     assert all(name in printed for name in expected)
     assert "cat" in printed and "dog" in printed and "median" in printed
+    # usable training videos: 5 cat, 3 dog; validation: 1 and 1
+    assert "imbalance (largest / smallest class): train 1.67, val 1.00" in printed
 
 
 def test_truncation_behind_an_intact_header_is_caught_by_decoding(mixed):
@@ -137,6 +140,13 @@ def test_truncation_behind_an_intact_header_is_caught_by_decoding(mixed):
     row = check_file((str(path), "train", "cat", 1.0, 4))
     assert row.status == "unreadable" and row.reason.startswith("truncated or damaged")
     assert row.duration == pytest.approx(2.0, abs=0.1)
+
+
+def test_imbalance_ratio_per_split_and_a_class_without_usable_videos():
+    rows = [FileCheck(f"{i}.mp4", "train", "a", "ok") for i in range(6)]
+    rows += [FileCheck("6.mp4", "train", "b", "ok"), FileCheck("7.mp4", "train", "b", "ok")]
+    rows += [FileCheck("8.mp4", "val", "a", "ok"), FileCheck("9.mp4", "val", "b", "unreadable", "empty")]
+    assert imbalance_ratios(rows) == {"train": 3.0, "val": math.inf}
 
 
 def test_exits_non_zero_when_no_training_video_is_usable(tmp_path, capsys):

@@ -8,7 +8,7 @@ CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 def test_cli_fit_with_config(small_dataset, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # the config logs under ./lightning_logs
+    monkeypatch.chdir(tmp_path)  # without default_root_dir, the config logs under ./lightning_logs
     main(
         [
             "fit",
@@ -42,3 +42,37 @@ def test_configs_parse():
             main(["fit", "--config", str(CONFIGS / config), "--print_config"])
         except SystemExit as exit:  # --print_config exits after printing
             assert exit.code in (0, None)
+
+
+def _thin_run(data, root) -> list[str]:
+    args = ["--config", str(CONFIGS / "synthetic.yaml"), f"--data.data_path={data}", "--data.num_workers=0"]
+    args += ["--data.crop_size=48", "--data.min_short_side=56", "--data.max_short_side=64", "--data.num_frames=4"]
+    args += ["--model.stem_dim_out=4", "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={root}"]
+    return args
+
+
+def test_default_root_dir_holds_logs_and_checkpoints_and_test_prints_multi_view_metrics(
+    small_dataset, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "runs"
+    main(["fit", *_thin_run(small_dataset, root), "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"])
+    last = root / "lightning_logs" / "synthetic" / "checkpoints" / "last.ckpt"
+    assert last.is_file() and torch.load(last, weights_only=False)["global_step"] == 2
+    assert list((root / "lightning_logs" / "synthetic").glob("version_0/metrics.csv"))
+    assert list((root / "lightning_logs" / "tensorboard" / "synthetic").glob("version_0/events.out.tfevents.*"))
+    assert not (tmp_path / "lightning_logs").exists()  # nothing in the working directory
+
+    # 3 batches an epoch now: resumed after epoch 0's 2 steps, the run ends at step 5 (from scratch: 6)
+    resume = ["--trainer.max_epochs=2", "--trainer.limit_train_batches=3", "--ckpt_path=last"]
+    main(["fit", *_thin_run(small_dataset, root), *resume])
+    assert torch.load(last, weights_only=False)["global_step"] == 5
+
+    capsys.readouterr()
+    # crops as large as the short side, as the zoo tests: the head pools over whatever crop the data gives
+    full_short_side = ["--data.crop_size=56", "--data.min_short_side=56", "--data.test_clips=2"]
+    main(["test", *_thin_run(small_dataset, root), f"--ckpt_path={last}", *full_short_side])
+    printed = dict(line.strip().split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line)
+    for name in ("test_acc_top1", "test_acc_top5", "test_video_acc_top1", "test_video_acc_top5"):
+        assert 0 <= float(printed[name]) <= 1, name
+    assert Path(printed["metrics"]).is_relative_to(root) and Path(printed["metrics"]).is_file()

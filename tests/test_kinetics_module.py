@@ -1,6 +1,7 @@
 import json
 import logging
 
+import pytest
 import pytorch_lightning as pl
 import torch
 
@@ -8,6 +9,8 @@ from tests.conftest import SMALL_DATA_KWARGS, write_clip
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import CLASSES
+from video_processing.transforms import multi_view_preset
+from video_processing.video import decode_constant_clips
 
 # Training only, nothing written or printed: what the loader does is what these tests look at.
 QUIET_TRAINING = dict(
@@ -119,13 +122,14 @@ def test_ddp_ranks_read_disjoint_videos(small_dataset, tmp_path):
         assert rank0 | rank1 == set(range(24))
 
 
-def test_transforms_on_device_give_uint8_batches_and_the_same_clips(small_dataset):
+def test_transforms_on_device_give_uint8_batches_and_the_same_clips_and_views(small_dataset):
     batches = {}
     for on_device in (False, True):
         dm = _data(small_dataset, transforms_on_device=on_device)
         dm.setup("fit")
         torch.manual_seed(0)  # the same random clips, crops and flips
-        batches[on_device] = next(iter(dm.train_dataloader())), next(iter(dm.val_dataloader()))
+        loaders = dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()
+        batches[on_device] = tuple(next(iter(loader)) for loader in loaders)
     for float_batch, uint8_batch in zip(batches[False], batches[True], strict=True):
         assert uint8_batch["video"].dtype == torch.uint8 and uint8_batch["video"].shape == float_batch["video"].shape
         assert uint8_batch["video_name"] == float_batch["video_name"]
@@ -147,3 +151,48 @@ def test_fit_normalizes_uint8_batches_on_the_device(small_dataset):
     trainer = pl.Trainer(max_steps=1, callbacks=[record], **QUIET_TRAINING)
     trainer.fit(model, dm)
     assert record.dtype == torch.float32 and trainer.global_step == 1
+
+
+def test_test_batches_hold_every_view_of_whole_videos(small_dataset):
+    dm = _data(small_dataset, test_clips=3, test_crops=2)
+    dm.setup("test")
+    batches = list(dm.test_dataloader())
+    assert len(batches) == 3  # 12 validation videos, 4 per batch
+    assert [len(b["video"]) for b in batches] == [4 * 3 * 2] * 3  # videos x clips x crops
+    assert batches[0]["video"].shape[1:] == (3, 4, 48, 48)
+    indices = torch.cat([b["video_index"] for b in batches])
+    assert torch.equal(indices, torch.arange(12).repeat_interleave(6))  # each video's views together, once
+    record = dm.test_set.records[0]  # views: clip by clip, the crops of a clip together
+    clips = decode_constant_clips(record.path, 1.0, 4, clips_per_video=3)
+    preset = multi_view_preset(crop_size=48, short_side=56, num_crops=2)
+    assert torch.equal(batches[0]["video"][:6], torch.cat([preset(clip) for clip in clips]))
+
+
+def test_skipped_files_are_warned_once_without_a_trainer(dataset_copy, caplog):
+    bad_names = _damage(dataset_copy)
+    dm = _data(dataset_copy, batch_size=28)
+    dm.setup("fit")
+    with caplog.at_level(logging.WARNING, logger="video_processing"):
+        for _ in range(2):  # two epochs of the loader, as the README iterates it
+            for _batch in dm.train_dataloader():
+                pass
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped video")]
+    for name in bad_names - {"truncated.mp4"}:
+        assert sum(name in w for w in warnings) == 1, warnings
+
+
+def test_balanced_sampling_draws_the_classes_equally(dataset_copy):
+    for path in sorted((dataset_copy / "train" / CLASSES[0]).glob("*.mp4"))[1:]:
+        path.unlink()  # one video left in the first class, four in each other: 21 training videos
+    dm = _data(dataset_copy, balanced_sampling=True, batch_size=7)
+    dm.setup("fit")
+    labels = torch.cat([batch["label"] for batch in dm.train_dataloader()])
+    assert len(labels) == 21  # an epoch keeps its length
+    counts = torch.bincount(labels, minlength=6)
+    assert counts.max() - counts.min() <= 1  # 3 or 4 draws per class; unbalanced, class 0 would get one
+
+
+@pytest.mark.parametrize("override, message", [({"test_clips": 0}, "test_clips=0"), ({"test_crops": 0}, "test_crops")])
+def test_a_test_without_views_is_refused_in_setup(small_dataset, override, message):
+    with pytest.raises(ValueError, match=message):
+        _data(small_dataset, **override).setup("test")

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from video_processing.classification import VideoClassificationLightningModule, 
 from video_processing.datasets import RandomClipDataset, collate_clips
 from video_processing.kinetics_module import KineticsDataModule, LoaderError
 from video_processing.layouts import LayoutError
+from video_processing.samplers import BalancedDistributedSampler
 from video_processing.video import write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -383,15 +385,21 @@ def test_damaged_videos_are_decoded_or_skipped_with_a_reason_never_crash_or_hang
 # --- distributed -----------------------------------------------------------------------------------------
 
 
-def test_ddp_on_two_processes_agrees_with_one_process_and_splits_the_training_videos(tiny_data, tmp_path):
-    """5 validation videos: a sampler padding ranks to equal length would count one video twice."""
+def test_ddp_on_two_processes_agrees_with_one_process_and_splits_the_videos(tiny_data, tmp_path):
+    """5 validation videos: a sampler padding ranks to equal length would count one video twice.
+
+    Training draws class-balanced (`balanced_sampling`) from 9 videos, 1 of them "bright": each rank must read
+    its own share of one draw sequence, as the sampler deals it, not a copy of every rank's draws.
+    """
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
     (data / "val" / "mid" / "mid_1.mp4").unlink()
+    for name in ("bright_1", "bright_2", "bright_3"):
+        (data / "train" / "bright" / f"{name}.mp4").unlink()
     seed_everything(0)
     model = VideoClassificationLightningModule(**MODEL_ARGS)
     torch.save(model.state_dict(), tmp_path / "weights.pt")
-    data_args = {**DATA_ARGS, "batch_size": 2}
+    data_args = {**DATA_ARGS, "batch_size": 2, "balanced_sampling": True}
     command = [sys.executable, str(REPO / "tests" / "distributed_run.py"), str(tmp_path), str(data)]
     command += [str(tmp_path / "weights.pt"), json.dumps(data_args), json.dumps(MODEL_ARGS)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -400,10 +408,17 @@ def test_ddp_on_two_processes_agrees_with_one_process_and_splits_the_training_vi
 
     (single,) = quiet_trainer().validate(model, KineticsDataModule(str(data), **data_args), verbose=False)
     ddp = json.loads((tmp_path / "val.json").read_text())
-    for name in ("val_loss", "val_acc_top1", "val_acc_top5", "val_video_acc_top1"):
+    for name in ("val_loss", "val_acc_top1", "val_acc_top5", "val_acc_mean_class", "val_video_acc_top1"):
         assert ddp[name] == pytest.approx(single[name], abs=1e-5), name
+    val_videos = [json.loads((tmp_path / f"val_rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert val_videos[0] and val_videos[1] and not set(val_videos[0]) & set(val_videos[1])  # each video on one rank
+    assert set(val_videos[0]) | set(val_videos[1]) == set(range(5))  # every video, with all its clips
+
     shares = [json.loads((tmp_path / f"train_rank{rank}.json").read_text()) for rank in (0, 1)]
-    videos = [set(share["video_indices"]) for share in shares]
-    assert len(videos[0]) == len(videos[1]) == 6 and not videos[0] & videos[1]
-    assert videos[0] | videos[1] == set(range(12))
+    labels = [record.label for record in KineticsDataModule(str(data), **data_args).dataset.train]
+    for rank, share in enumerate(shares):  # epoch 0 of the rank's sampler: draws rank, rank + 2, ... of one sequence
+        assert share["video_indices"] == list(BalancedDistributedSampler(labels, num_replicas=2, rank=rank))
+    drawn = Counter(labels[i] for share in shares for i in share["video_indices"])
+    assert len(shares[0]["video_indices"]) == len(shares[1]["video_indices"]) == 5
+    assert sorted(drawn.values()) == [3, 3, 4]  # 10 draws over 3 classes; plain shuffling reads "bright" once
     assert all(np.isfinite(share["losses"]).all() for share in shares)

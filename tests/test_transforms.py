@@ -4,8 +4,10 @@ import torch
 from video_processing.transforms import (
     KINETICS_MEAN,
     KINETICS_STD,
+    SpatialCrops,
     denormalize,
     eval_preset,
+    multi_view_preset,
     normalize_clips,
     train_preset,
 )
@@ -66,3 +68,35 @@ def test_uint8_presets_then_normalize_clips_equal_the_float_presets():
 def test_normalize_clips_takes_only_uint8():
     with pytest.raises(TypeError, match="uint8"):
         normalize_clips(torch.zeros(1, 3, 2, 4, 4))
+
+
+def _columns_and_rows(t=2, h=72, w=96):
+    """A clip whose red channel is the column index and green channel the row index."""
+    clip = torch.zeros(t, 3, h, w, dtype=torch.uint8)
+    clip[:, 0] = torch.arange(w).view(1, 1, w)
+    clip[:, 1] = torch.arange(h).view(1, h, 1)
+    return clip
+
+
+@pytest.mark.parametrize(
+    "h, w, corners",
+    [(72, 96, [(12, 0), (12, 24), (12, 48)]), (96, 72, [(0, 12), (24, 12), (48, 12)])],
+    ids=["landscape: left, centre, right", "portrait: top, centre, bottom"],
+)
+def test_three_crops_span_the_long_side_centred_on_the_short_side(h, w, corners):
+    crops = SpatialCrops(48, 3)
+    assert crops.offsets(h, w) == corners
+    views = crops(_columns_and_rows(h=h, w=w))
+    assert views.shape == (3, 2, 3, 48, 48)
+    for view, (top, left) in zip(views, corners, strict=True):  # each view is the frame region at its corner
+        assert int(view[0, 0, 0, 0]) == left and int(view[0, 1, 0, 0]) == top
+
+
+def test_multi_view_preset_scales_once_and_one_crop_equals_the_eval_preset():
+    clip = _clip()
+    views = multi_view_preset(crop_size=48, short_side=56, num_crops=3)(clip)
+    assert views.shape == (3, 3, 8, 48, 48) and views.dtype == torch.float32 and type(views) is torch.Tensor
+    assert torch.equal(views[1], eval_preset(crop_size=48, short_side=56)(clip))  # the middle crop is the centre
+    one = multi_view_preset(crop_size=48, short_side=56, num_crops=1)(clip)
+    assert torch.equal(one[0], eval_preset(crop_size=48, short_side=56)(clip))
+    assert not torch.equal(views[0], views[2])

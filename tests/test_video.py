@@ -11,6 +11,9 @@ from tests.conftest import write_clip
 from video_processing.standins import serve_directory
 from video_processing.video import (
     VideoError,
+    _decode_file,
+    constant_clip_windows,
+    decode_constant_clips,
     decode_random_clip,
     decode_uniform_clips,
     open_stream,
@@ -173,3 +176,14 @@ def test_open_stream_names_what_it_cannot_open(tmp_path, monkeypatch):
     with pytest.raises(VideoError, match="cannot open the stream") as error:
         open_stream("-")
     assert error.value.path == "-"
+
+
+def test_constant_clips_overlapping_windows_decode_as_each_window_alone(tmp_path):
+    path = write_clip(tmp_path / "a.mp4", seconds=3.0, fps=24)
+    clips = decode_constant_clips(path, 1.0, 4, clips_per_video=5)  # starts 0.4 s apart: 1-s windows overlap
+    windows = constant_clip_windows(3.0, 1.0, 5)
+    assert len(clips) == 5 and clips[0].shape == (4, 3, 48, 64) and clips[0].dtype == torch.uint8
+    for clip, window in zip(clips, windows, strict=True):
+        alone = _decode_file(path, 1.0, 4, lambda duration, window=window: [window])[0]
+        assert torch.equal(clip, alone)
+    assert not torch.equal(clips[0], clips[1])

@@ -3,8 +3,9 @@
     python -m video_processing.check_data DATA_PATH [--report report.csv] [--workers 8]
         [--clip-duration 2.0] [--num-frames 8]
 
-Prints the videos per class and split, duration / frame-rate / resolution summaries, and every unusable file
-with its reason; writes one CSV row per file. Exits with status 1 when no training video is usable.
+Prints the videos per class and split, the class imbalance of each split, duration / frame-rate / resolution
+summaries, and every unusable file with its reason; writes one CSV row per file. Exits with status 1 when no
+training video is usable.
 Decoding the last clip window catches truncated downloads, whose headers still promise the full length.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import statistics
 import sys
 from collections import Counter
@@ -113,6 +115,31 @@ def print_counts(rows: list[FileCheck]) -> None:
     )
 
 
+# From this ratio of the largest to the smallest training class on, the check suggests balanced sampling.
+IMBALANCE_HINT_RATIO = 2.0
+
+
+def imbalance_ratios(rows: list[FileCheck]) -> dict[str, float]:
+    """Per split, usable videos of the largest class / of the smallest (inf when a class has none)."""
+    labels = sorted({row.label for row in rows})
+    usable = Counter((row.split, row.label) for row in rows if row.status == "ok")
+    ratios = {}
+    for split in ("train", "val"):
+        counts = [usable[split, label] for label in labels]
+        ratios[split] = max(counts) / min(counts) if min(counts) else math.inf
+    return ratios
+
+
+def print_imbalance(rows: list[FileCheck]) -> None:
+    ratios = imbalance_ratios(rows)
+    print("\nimbalance (largest / smallest class): " + ", ".join(f"{s} {r:.2f}" for s, r in ratios.items()))
+    if ratios["train"] >= IMBALANCE_HINT_RATIO:
+        print(
+            "  training draws each class as often as it has videos; --data.balanced_sampling true draws every "
+            "class equally, and val_acc_mean_class weighs every class equally"
+        )
+
+
 def print_summaries(rows: list[FileCheck]) -> None:
     """min / median / max of duration, frame rate and size over the usable videos, and their codecs."""
     ok = [row for row in rows if row.status == "ok"]
@@ -148,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = check_all(dataset, args.clip_duration, args.num_frames, args.workers)
     print_counts(rows)
+    print_imbalance(rows)
     print_summaries(rows)
     print_problems(rows)
     try:

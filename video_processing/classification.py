@@ -51,8 +51,12 @@ class VideoClassificationLightningModule(pl.LightningModule):
     `BackboneFinetuning` callback can train the head alone for the first epochs: only trainable parameters
     reach the optimizer.
 
-    Logs train_loss, val_loss, val_acc_top1, val_acc_top5 (per clip) and val_video_acc_top1 (clip logits
-    averaged per video), per epoch. `class_names` is kept in the checkpoint so predictions can print names.
+    Logs train_loss, val_loss, val_acc_top1, val_acc_top5 (per clip), val_acc_mean_class (per-clip accuracy of
+    each class, averaged over the classes) and val_video_acc_top1/top5 (clip logits averaged per video), per
+    epoch. `test` logs the same names with the prefix test_, per view, and test_video_acc_top1/top5 from the
+    softmax scores averaged over each video's views, the multi-view protocol of PyTorchVideo's model zoo
+    (averaging or summing the scores gives the same ranking). `class_names` is kept in the checkpoint so
+    predictions can print names.
 
     GPU speed options (the results do not change beyond floating-point rounding):
         channels_last: keep the model and its input in `torch.channels_last_3d`, the memory layout cuDNN's
@@ -103,7 +107,9 @@ class VideoClassificationLightningModule(pl.LightningModule):
         top5 = min(5, num_classes)
         self.val_acc_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.val_acc_mean_class = MulticlassAccuracy(num_classes, top_k=1, average="macro")
         self.val_video_acc_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_video_acc_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
         # a metric, not a logged mean: under DDP ranks hold different numbers of clips and batches, and only
         # summing (loss x clips) and clips over ranks gives the single-process value
         self.val_loss = MeanMetric()
@@ -134,14 +140,15 @@ class VideoClassificationLightningModule(pl.LightningModule):
         self._evaluate("val", batch)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate("test", batch)
+        self._evaluate("test", batch, average_softmax=True)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """`trainer.predict`'s rows: clip logits (float, CPU) with each clip's label and video index."""
         logits = self(batch["video"]).float().cpu()
         return {"logits": logits, "label": batch["label"].cpu(), "video_index": batch["video_index"].cpu()}
 
-    def _evaluate(self, stage: str, batch: dict) -> None:
+    def _evaluate(self, stage: str, batch: dict, average_softmax: bool = False) -> None:
+        """Clip (or view) metrics, and video metrics from each video's mean clip logits (or softmax scores)."""
         self._log_skipped(stage, batch)
         if len(batch["video"]) == 0:  # every video of this batch was unreadable
             return
@@ -150,13 +157,18 @@ class VideoClassificationLightningModule(pl.LightningModule):
         n = len(logits)
         self.val_acc_top1(logits, labels)
         self.val_acc_top5(logits, labels)
-        video_logits, video_labels = average_per_video(logits, labels, batch["video_index"])
-        self.val_video_acc_top1(video_logits, video_labels)
+        self.val_acc_mean_class(logits, labels)
+        scores = logits.softmax(dim=1) if average_softmax else logits
+        video_scores, video_labels = average_per_video(scores, labels, batch["video_index"])
+        self.val_video_acc_top1(video_scores, video_labels)
+        self.val_video_acc_top5(video_scores, video_labels)
         self.val_loss(F.cross_entropy(logits, labels), weight=n)
         self.log(f"{stage}_loss", self.val_loss, batch_size=n, prog_bar=True)
         self.log(f"{stage}_acc_top1", self.val_acc_top1, batch_size=n, prog_bar=True)
         self.log(f"{stage}_acc_top5", self.val_acc_top5, batch_size=n)
-        self.log(f"{stage}_video_acc_top1", self.val_video_acc_top1, batch_size=len(video_logits))
+        self.log(f"{stage}_acc_mean_class", self.val_acc_mean_class, batch_size=n)
+        self.log(f"{stage}_video_acc_top1", self.val_video_acc_top1, batch_size=len(video_scores))
+        self.log(f"{stage}_video_acc_top5", self.val_video_acc_top5, batch_size=len(video_scores))
 
     def _log_skipped(self, stage: str, batch: dict) -> None:
         self.log(
@@ -183,9 +195,9 @@ class VideoClassificationLightningModule(pl.LightningModule):
 def average_per_video(
     logits: torch.Tensor, labels: torch.Tensor, video_index: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean clip logits of each video in the batch, and each video's label.
+    """Mean clip scores (logits or probabilities) of each video in the batch, and each video's label.
 
-    Validation batches hold every clip of whole videos, so a video's clips are all in one batch.
+    Validation and test batches hold every clip of whole videos, so a video's clips are all in one batch.
     """
     videos, inverse = torch.unique(video_index, return_inverse=True)
     sums = torch.zeros(len(videos), logits.shape[1], dtype=logits.dtype, device=logits.device)

@@ -4,20 +4,25 @@ Map-style (rather than PyTorchVideo's iterable `LabeledVideoDataset`) gives load
 show a total, and lets Lightning inject a `DistributedSampler` under DDP, so every rank reads a disjoint share.
 
 Every item is a dict whose "video" holds a stack of clips (N, C, T, H, W): N = 1 for training, N = the number of
-clips for validation, N = 0 for a video that could not be read. `collate_clips` concatenates items into a batch.
+clips for validation, N = clips x crops for the multi-view test, N = 0 for a video that could not be read.
+`collate_clips` concatenates items into a batch.
 A video that cannot be read is reported in the item's "skipped" list as (path, reason) and never raised.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
 from video_processing.layouts import VideoRecord
-from video_processing.video import VideoError, decode_random_clip, decode_uniform_clips
+from video_processing.video import VideoError, decode_constant_clips, decode_random_clip, decode_uniform_clips
+
+logger = logging.getLogger("video_processing")
 
 # How many following videos a training item tries when its own cannot be read, before giving up.
 MAX_SUBSTITUTES = 16
@@ -125,9 +130,11 @@ class UniformClipsDataset(Dataset):
                 "video_index": torch.empty(0, dtype=torch.long),
                 "skipped": [(e.path, e.reason)],
             }
-        n = len(clips)
+        item = self._clips_item(clips)
+        (views,) = item.values()  # "video" (clips, or clips x crops for the test), or planned clips' "plans"
+        n = len(views)
         return {
-            **self._clips_item(clips),
+            **item,
             "label": torch.full((n,), record.label),
             "video_name": [_video_name(record.path, self.root)] * n,
             "video_index": torch.full((n,), index),
@@ -139,6 +146,24 @@ class UniformClipsDataset(Dataset):
     def _no_clips(self) -> dict:
         """The clips of a video that could not be read: none."""
         return {"video": torch.empty(0, 3, self.num_frames, self.crop_size, self.crop_size)}
+
+
+class MultiViewClipsDataset(UniformClipsDataset):
+    """`clips_per_video` evenly spaced clips of each video x the crops its transform takes: the test views.
+
+    Each clip window is decoded once, with PyAV; `transform` turns a clip into (crops, C, T, H, W)
+    (`multi_view_preset`). Views come clip by clip, the crops of a clip together: (clips_per_video x crops, C, T,
+    H, W) per video.
+    """
+
+    def __init__(self, records: list[VideoRecord], *, clips_per_video: int, **kwargs):
+        if clips_per_video < 1:
+            raise ValueError(f"test_clips={clips_per_video}: the test needs 1 clip per video or more (zoo: 10)")
+        super().__init__(records, decode=partial(decode_constant_clips, clips_per_video=clips_per_video), **kwargs)
+        self.clips_per_video = clips_per_video
+
+    def _clips_item(self, clips: list) -> dict:
+        return {"video": torch.cat([self.transform(clip) for clip in clips])}
 
 
 def collate_clips(items: list[dict]) -> dict:
@@ -157,3 +182,11 @@ def collate_clips(items: list[dict]) -> dict:
     # an unreadable video's empty float stack would turn uint8 clips into float: leave empty stacks out
     videos = [item["video"] for item in items if len(item["video"])] or [items[0]["video"]]
     return {"video": torch.cat(videos), **batch}
+
+
+def warn_skipped(batch: dict, warned_paths: set[str]) -> None:
+    """Warn once per file (`warned_paths` holds those warned about) about the videos a batch reports skipped."""
+    for path, reason in batch["skipped"]:
+        if path not in warned_paths:
+            warned_paths.add(path)
+            logger.warning("skipped video %s: %s", path, reason)

@@ -1,8 +1,7 @@
-"""KineticsDataModule: dataset layouts + decoding + transform presets -> train and validation loaders."""
+"""KineticsDataModule: dataset layouts + decoding + transform presets -> train, validation and test loaders."""
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from functools import cached_property
@@ -15,7 +14,14 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from video_processing import shards
-from video_processing.datasets import RandomClipDataset, Transform, UniformClipsDataset, collate_clips
+from video_processing.datasets import (
+    MultiViewClipsDataset,
+    RandomClipDataset,
+    Transform,
+    UniformClipsDataset,
+    collate_clips,
+    warn_skipped,
+)
 from video_processing.decoders import check_decoder, clip_decoders
 from video_processing.gpu_decode import (
     PlannedClipDecoder,
@@ -25,10 +31,16 @@ from video_processing.gpu_decode import (
     decode_ahead,
 )
 from video_processing.layouts import Dataset, LayoutError, check_splits, load_dataset
-from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset, normalize_clips, train_preset
+from video_processing.samplers import BalancedDistributedSampler
+from video_processing.transforms import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    eval_preset,
+    multi_view_preset,
+    normalize_clips,
+    train_preset,
+)
 from video_processing.video import VideoError, VideoInfo, open_video, video_info
-
-logger = logging.getLogger("video_processing")
 
 DEFAULT_DATA_PATH = "data/kinetics"
 
@@ -68,6 +80,12 @@ class KineticsDataModule(pl.LightningDataModule):
             only plan clips and the main process decodes them on the GPU (see `gpu_decode.py`); batches are
             uint8 as with transforms_on_device.
         cache_dir: where shards streamed from a URL are cached (default: LitData's cache folder).
+        test_clips, test_crops: the `test` stage's views of each validation video: `test_clips` evenly spaced
+            clips (PyTorchVideo's constant-clips-per-video sampler) x `test_crops` crops along the long side of
+            each clip scaled to `min_short_side` (3: left, centre, right; 1: centre). 10 x 3 is the protocol
+            of PyTorchVideo's model zoo and PySlowFast. A test batch holds all views of `batch_size` videos.
+        balanced_sampling: draw training videos so that every class is drawn equally often per epoch
+            (`samplers.BalancedDistributedSampler`; under DDP each rank takes a disjoint share of the draws).
 
     Batches are dicts: video float (B, C, T, H, W), label long (B,), video_name (list of B), video_index long
     (B,), skipped (list of (path, reason) for videos that could not be read). With transforms_on_device (or
@@ -94,6 +112,9 @@ class KineticsDataModule(pl.LightningDataModule):
         decoder: str = "pyav",
         decoder_device: str = "cpu",
         cache_dir: str | None = None,
+        test_clips: int = 10,
+        test_crops: int = 3,
+        balanced_sampling: bool = False,
     ):
         super().__init__()
         check_decoder(decoder, decoder_device)  # fails here, naming the option, not in a worker or a hang later
@@ -123,6 +144,9 @@ class KineticsDataModule(pl.LightningDataModule):
         self.decoder = decoder
         self.decoder_device = decoder_device
         self.cache_dir = cache_dir
+        self.test_clips = test_clips
+        self.test_crops = test_crops
+        self.balanced_sampling = balanced_sampling
         self._warned_paths: set[str] = set()
 
     @cached_property
@@ -159,7 +183,20 @@ class KineticsDataModule(pl.LightningDataModule):
         check_clips_fit(self._sample_headers(), self.clip_duration, self.num_frames, self.data_path)
         if self._decodes_on_gpu:
             self._setup_planned()
-            return
+        else:
+            self._setup_decoded()
+        self.test_set = MultiViewClipsDataset(
+            self.dataset.val,
+            clips_per_video=self.test_clips,
+            clip_duration_s=self.clip_duration,
+            num_frames=self.num_frames,
+            crop_size=self.crop_size,
+            root=self.data_path,
+            transform=self._test_transform(),
+        )
+
+    def _setup_decoded(self) -> None:
+        """Datasets whose workers decode and transform clips with the chosen decoder."""
         decode_random, decode_uniform = clip_decoders(self.decoder)
         self.train_set = RandomClipDataset(
             self.dataset.train,
@@ -214,15 +251,26 @@ class KineticsDataModule(pl.LightningDataModule):
             raise ValueError(
                 f"shards ({self.data_path}) are decoded from memory with PyAV: drop --data.decoder {self.decoder}"
             )
+        if self.balanced_sampling:
+            raise ValueError(
+                f"balanced_sampling draws videos by label from a file layout; shards ({self.data_path}) are "
+                "shuffled by the stream: drop --data.balanced_sampling, or train from the files"
+            )
         check_clips_fit(self.shards_info.headers, self.clip_duration, self.num_frames, self.data_path)
         sizes = dict(clip_duration_s=self.clip_duration, num_frames=self.num_frames, crop_size=self.crop_size)
         to_train_item = shards.RandomClipFromSample(**sizes, transform=self._train_transform())
         to_val_item = shards.UniformClipsFromSample(**sizes, transform=self._eval_transform())
+        to_test_item = shards.MultiViewClipsFromSample(
+            **sizes, transform=self._test_transform(), clips_per_video=self.test_clips
+        )
         self.train_set = shards.streaming_split(
             self.data_path, "train", to_train_item, shuffle=True, cache_dir=self.cache_dir
         )
         self.val_set = shards.streaming_split(
             self.data_path, "val", to_val_item, shuffle=False, cache_dir=self.cache_dir
+        )
+        self.test_set = shards.streaming_split(
+            self.data_path, "val", to_test_item, shuffle=False, cache_dir=self.cache_dir
         )
 
     def _train_transform(self) -> Transform:
@@ -243,6 +291,16 @@ class KineticsDataModule(pl.LightningDataModule):
             mean=self.mean,
             std=self.std,
             uint8=self.transforms_on_device,
+        )
+
+    def _test_transform(self) -> Transform:
+        return multi_view_preset(
+            crop_size=self.crop_size,
+            short_side=self.min_short_side,
+            num_crops=self.test_crops,
+            mean=self.mean,
+            std=self.std,
+            uint8=self.transforms_on_device or self._decodes_on_gpu,
         )
 
     def _sample_headers(self) -> list[VideoInfo]:
@@ -269,6 +327,10 @@ class KineticsDataModule(pl.LightningDataModule):
             self._train_stream = self._loader(self.train_set, shuffle=True)
             self._resume_train_stream()
             return self._train_stream
+        if self.balanced_sampling:
+            # rank-aware itself: Lightning would otherwise wrap a custom sampler in a DistributedSampler
+            sampler = BalancedDistributedSampler([record.label for record in self.train_set.records])
+            return self._loader(self.train_set, shuffle=False, sampler=sampler)
         return self._loader(self.train_set, shuffle=True)
 
     # Lightning 2.6 saves a stateful train loader's state_dict in the fit loop's checkpoint state, but restores
@@ -289,25 +351,29 @@ class KineticsDataModule(pl.LightningDataModule):
             self._train_stream_state = None
 
     def val_dataloader(self) -> DataLoader:
+        return self._whole_videos_loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        """Multi-view test of the validation split (Kinetics' test labels are not public)."""
+        return self._whole_videos_loader(self.test_set)
+
+    def _whole_videos_loader(self, dataset: UniformClipsDataset) -> DataLoader:
         # Under DDP each rank takes whole videos, each exactly once (no padding with repeats), so clip and
         # video accuracy summed over ranks equal a single-process run's.
         sampler = None
         if self.shards_info is not None:  # the stream shares out whole videos itself
-            return self._loader(self.val_set, shuffle=False)
+            return self._loader(dataset, shuffle=False)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            sampler = UnrepeatedDistributedSampler(self.val_set, shuffle=False)
-        return self._loader(self.val_set, shuffle=False, sampler=sampler)
-
-    def test_dataloader(self) -> DataLoader:
-        """Kinetics' test labels are not public: `test` evaluates the validation split."""
-        return self.val_dataloader()
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        return self._loader(dataset, shuffle=False, sampler=sampler)
 
     def _loader(self, dataset, *, shuffle: bool, sampler=None) -> DataLoader:
         if self.shards_info is not None:  # shuffled (or not) by the stream itself
             return shards.streaming_loader(
                 dataset, batch_size=self.batch_size, num_workers=self.num_workers, timeout_s=self.loader_timeout_s
             )
-        planned = {"clip_decoder": self.clip_decoder} if self._decodes_on_gpu else {}
+        planned_sets = (PlannedRandomClipDataset, PlannedUniformClipsDataset)  # the test's views are decoded by PyAV
+        planned = {"clip_decoder": self.clip_decoder} if isinstance(dataset, planned_sets) else {}
         return (PlanDecodingDataLoader if planned else HintingDataLoader)(
             dataset,
             batch_size=self.batch_size,
@@ -318,17 +384,14 @@ class KineticsDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
             timeout=self.loader_timeout_s if self.num_workers > 0 else 0,
+            warned_paths=self._warned_paths,
             **planned,
         )
 
     def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Warn once per file about videos that could not be read (in the main process, not in workers)."""
-        if not isinstance(batch, dict):  # the model summary's example input, a bare tensor
-            return batch
-        for path, reason in batch["skipped"]:
-            if path not in self._warned_paths:
-                self._warned_paths.add(path)
-                logger.warning("skipped video %s: %s", path, reason)
+        """Warn once per file about unreadable videos in shard batches (file loaders warn themselves)."""
+        if isinstance(batch, dict) and self.shards_info is not None:  # not the model summary's bare tensor
+            warn_skipped(batch, self._warned_paths)
         return batch
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
@@ -376,8 +439,14 @@ class HintingDataLoader(DataLoader):
     """A DataLoader whose worker timeouts and deaths raise a LoaderError saying what happened and what to do.
 
     PyTorch raises "DataLoader timed out" or "worker exited unexpectedly", which names neither the setting
-    nor the likely cause.
+    nor the likely cause. It also warns, once per file, about the videos its batches report as skipped: in the
+    main process (workers' logs may go nowhere), however the loader is used, with or without a Trainer.
+    `warned_paths` holds the files warned about already; loaders sharing one set warn once in all.
     """
+
+    def __init__(self, *args, warned_paths: set[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.warned_paths = warned_paths if warned_paths is not None else set()
 
     def __iter__(self):
         iterator = super().__iter__()
@@ -391,6 +460,7 @@ class HintingDataLoader(DataLoader):
                 if hint is None:  # an error of the data itself, raised in a worker: keep it as it is
                     raise
                 raise LoaderError(f"{e}: {hint}") from e
+            warn_skipped(batch, self.warned_paths)
             yield batch
 
 

@@ -34,6 +34,7 @@ from video_processing.video import (
     EncodedVideo,
     VideoError,
     VideoInfo,
+    decode_constant_clips,
     decode_random_clip,
     decode_uniform_clips,
     open_video,
@@ -273,23 +274,38 @@ class UniformClipsFromSample:
     def __call__(self, sample: dict) -> dict:
         video = EncodedVideo(sample["name"], bytes(sample["video"]))
         try:
-            clips = decode_uniform_clips(video, self.clip_duration_s, self.num_frames)
+            views = self._views(video)
         except VideoError as e:
             return _empty_item(e.path, e.reason, self.num_frames, self.crop_size)
-        n = len(clips)
+        n = len(views)
         return {
-            "video": torch.stack([self.transform(clip) for clip in clips]),
+            "video": views,
             "label": torch.full((n,), sample["label"]),
             "video_name": [video.name] * n,
             "video_index": torch.full((n,), sample["index"]),
             "skipped": [],
         }
 
+    def _views(self, video: EncodedVideo) -> torch.Tensor:
+        clips = decode_uniform_clips(video, self.clip_duration_s, self.num_frames)
+        return torch.stack([self.transform(clip) for clip in clips])
+
+
+@dataclass(frozen=True)
+class MultiViewClipsFromSample(UniformClipsFromSample):
+    """A shard sample -> the multi-view test's clips x crops (the item MultiViewClipsDataset gives for a file)."""
+
+    clips_per_video: int
+
+    def _views(self, video: EncodedVideo) -> torch.Tensor:
+        clips = decode_constant_clips(video, self.clip_duration_s, self.num_frames, self.clips_per_video)
+        return torch.cat([self.transform(clip) for clip in clips])
+
 
 def streaming_split(
     location: str | Path,
     split: str,
-    to_item: RandomClipFromSample | UniformClipsFromSample,
+    to_item: RandomClipFromSample | UniformClipsFromSample | MultiViewClipsFromSample,
     *,
     shuffle: bool,
     cache_dir: str | Path | None = None,

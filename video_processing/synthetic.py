@@ -41,8 +41,11 @@ class SizeSpec:
 
 SIZES = {
     "small": SizeSpec(train_per_class=4, val_per_class=2, width=72, height=72, min_duration_s=2, max_duration_s=3),
-    # enough videos for a few CPU epochs to learn the classes well above chance (tests/test_classification.py)
-    "medium": SizeSpec(train_per_class=12, val_per_class=4, width=80, height=80, min_duration_s=2, max_duration_s=3),
+    # enough videos for a minute of CPU epochs to learn the classes well above chance, and enough validation
+    # videos to tell that from luck (tests/test_classification.py)
+    "medium": SizeSpec(
+        train_per_class=24, val_per_class=16, width=64, height=64, min_duration_s=1.6, max_duration_s=2.2
+    ),
     "default": SizeSpec(
         train_per_class=40, val_per_class=10, width=112, height=112, min_duration_s=2, max_duration_s=6
     ),

@@ -158,6 +158,69 @@ def normalize_clips(
     return F.to_dtype(video, torch.float32, scale=True).sub_(m).div_(s)
 
 
+class SpatialCrops(torch.nn.Module):
+    """`num_crops` squares of `crop_size` spread evenly along the long side, centred on the short side.
+
+    Three crops are left, centre and right (top, centre and bottom for a portrait frame), as PySlowFast's
+    multi-view test takes them; one crop is `v2.CenterCrop`'s. (T, C, H, W) -> (num_crops, T, C, crop, crop).
+    """
+
+    def __init__(self, crop_size: int, num_crops: int):
+        super().__init__()
+        if num_crops < 1:
+            raise ValueError(f"num_crops={num_crops} (--data.test_crops): need 1 crop or more (zoo: 3)")
+        self.crop_size, self.num_crops = crop_size, num_crops
+
+    def offsets(self, height: int, width: int) -> list[tuple[int, int]]:
+        """The crops' top-left corners (top, left) in a frame of height x width."""
+        if min(height, width) < self.crop_size:
+            raise ValueError(f"a {height}x{width} frame is smaller than crop_size={self.crop_size}")
+        long_free = max(height, width) - self.crop_size
+        if self.num_crops == 1:
+            along = [round(long_free / 2)]
+        else:
+            along = [round(k * long_free / (self.num_crops - 1)) for k in range(self.num_crops)]
+        across = round((min(height, width) - self.crop_size) / 2)
+        return [(a, across) if height > width else (across, a) for a in along]
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        side = self.crop_size
+        crops = [F.crop(video, top, left, side, side) for top, left in self.offsets(*video.shape[-2:])]
+        return tv_tensors.Video(torch.stack(crops))
+
+
+class ViewsToCTHW(torch.nn.Module):
+    """(views, T, C, H, W) -> (views, C, T, H, W), as a plain tensor."""
+
+    def forward(self, views: torch.Tensor) -> torch.Tensor:
+        return views.as_subclass(torch.Tensor).permute(0, 2, 1, 3, 4)
+
+
+def multi_view_preset(
+    *,
+    crop_size: int = 224,
+    short_side: int = 256,
+    num_crops: int = 3,
+    mean: tuple[float, float, float] = KINETICS_MEAN,
+    std: tuple[float, float, float] = KINETICS_STD,
+    uint8: bool = False,
+) -> v2.Compose:
+    """The eval preset with `num_crops` spatial crops (see `SpatialCrops`): (num_crops, C, T, crop, crop) float.
+
+    The clip is scaled once and cropped `num_crops` times; with one crop the result equals the eval preset's.
+    uint8=True leaves out float and normalize, as in `train_preset`.
+    """
+    return v2.Compose(
+        [
+            AsVideo(),
+            v2.Resize(short_side, antialias=True),
+            SpatialCrops(crop_size, num_crops),
+            *_float_steps(mean, std, uint8=uint8, inplace=False),
+            ViewsToCTHW(),
+        ]
+    )
+
+
 def denormalize(
     video: torch.Tensor, mean: tuple[float, ...] = KINETICS_MEAN, std: tuple[float, ...] = KINETICS_STD
 ) -> torch.Tensor:

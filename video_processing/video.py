@@ -170,6 +170,18 @@ def decode_uniform_clips(path: VideoSource, clip_duration_s: float, num_frames: 
     return _decode_file(path, clip_duration_s, num_frames, lambda d: uniform_clip_windows(d, clip_duration_s))
 
 
+def decode_constant_clips(
+    path: VideoSource, clip_duration_s: float, num_frames: int, clips_per_video: int
+) -> list[torch.Tensor]:
+    """Decode `clips_per_video` evenly spaced clips (see `constant_clip_windows`) in one pass over the file.
+
+    Overlapping windows share their decoded frames: each frame is decoded once.
+    """
+    return _decode_file(
+        path, clip_duration_s, num_frames, lambda d: constant_clip_windows(d, clip_duration_s, clips_per_video)
+    )
+
+
 def decode_last_clip(path: VideoSource, clip_duration_s: float, num_frames: int) -> torch.Tensor:
     """Decode the last window of `clip_duration_s` the header promises: a truncated download fails here."""
     return _decode_file(
@@ -260,7 +272,7 @@ def _usable_duration(path: VideoSource, info: VideoInfo, clip_duration_s: float)
 def _decode_windows(
     container: av.container.InputContainer, path: VideoSource, windows: list[tuple[float, float]], num_frames: int
 ) -> list[torch.Tensor]:
-    """Decode the (sorted, non-overlapping) windows in one pass, converting only the kept frames to RGB.
+    """Decode the windows (sorted by start and end) in one pass, converting only the kept frames to RGB.
 
     The packets are read first: their timestamps tell which frames fall in each window and which are kept,
     without decoding. Frames that are neither kept nor referenced by later frames are then not even decoded

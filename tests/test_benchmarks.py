@@ -127,3 +127,14 @@ def test_shard_benchmark_prints_files_shards_and_cache_rows(tmp_path):
         assert row(output, source)[0] == 2 and row(output, source)[1] > 0
     assert row(output, "shards-url")[3] > 0  # the URL's chunks passed through the cache
     assert re.search(r"disk use: files [\d.]+ MiB, shards [\d.]+ MiB", output)
+
+
+def test_gpu_checks_say_they_need_a_gpu_and_the_figures_script_parses():
+    if torch.cuda.is_available():  # on a GPU machine the checks run for real
+        assert "uint8 batches normalized on the GPU" in run_benchmark("gpu_checks.py")
+    else:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        script = ROOT / "benchmarks" / "gpu_checks.py"
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=ROOT)
+        assert result.returncode == 1 and "needs a CUDA GPU" in result.stderr
+    assert subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu_figures.sh")]).returncode == 0

@@ -153,6 +153,16 @@ def test_fit_normalizes_uint8_batches_on_the_device(small_dataset):
     assert record.dtype == torch.float32 and trainer.global_step == 1
 
 
+def test_predict_through_the_data_module_finishes_uint8_batches_and_a_bare_loader_is_refused(small_dataset):
+    dm = _data(small_dataset, transforms_on_device=True)
+    model = VideoClassificationLightningModule(num_classes=dm.num_classes, stem_dim_out=4, num_frames=4, crop_size=48)
+    rows = pl.Trainer(**QUIET_TRAINING).predict(model, datamodule=dm)
+    clips = sum(len(batch["label"]) for batch in dm.val_dataloader())  # the validation clips, each once
+    assert sum(len(row["logits"]) for row in rows) == clips and rows[0]["logits"].dtype == torch.float32
+    with pytest.raises(TypeError, match=r"uint8 clips reached the model.*datamodule=data"):
+        pl.Trainer(**QUIET_TRAINING).predict(model, dataloaders=dm.val_dataloader())
+
+
 def test_test_batches_hold_every_view_of_whole_videos(small_dataset):
     dm = _data(small_dataset, test_clips=3, test_crops=2)
     dm.setup("test")

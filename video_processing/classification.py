@@ -125,6 +125,12 @@ class VideoClassificationLightningModule(pl.LightningModule):
         return self.model.head
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
+        if video.dtype == torch.uint8:
+            raise TypeError(
+                "uint8 clips reached the model: a data module with transforms_on_device (or GPU decoding) sends "
+                "uint8 batches that its on_after_batch_transfer normalizes. Give the Trainer the data module "
+                "(datamodule=data), not one of its loaders, or call data.device_transform(video) first"
+            )
         if self.hparams.channels_last:
             video = video.contiguous(memory_format=torch.channels_last_3d)
         return self.model(video)

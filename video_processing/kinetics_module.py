@@ -353,6 +353,10 @@ class KineticsDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._whole_videos_loader(self.val_set)
 
+    def predict_dataloader(self) -> DataLoader:
+        """`trainer.predict(model, datamodule=data)`: every clip of the validation videos, as in validation."""
+        return self.val_dataloader()
+
     def test_dataloader(self) -> DataLoader:
         """Multi-view test of the validation split (Kinetics' test labels are not public)."""
         return self._whole_videos_loader(self.test_set)

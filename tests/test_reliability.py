@@ -23,8 +23,9 @@ from video_processing.__main__ import VideoClassificationCLI
 from video_processing.check_data import check_file
 from video_processing.classification import VideoClassificationLightningModule, make_kinetics_resnet
 from video_processing.datasets import RandomClipDataset, collate_clips
-from video_processing.kinetics_module import KineticsDataModule, LoaderError
+from video_processing.kinetics_module import KineticsDataModule
 from video_processing.layouts import LayoutError
+from video_processing.loaders import LoaderError
 from video_processing.samplers import BalancedDistributedSampler
 from video_processing.video import write_video
 

@@ -8,12 +8,14 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from torch.utils.data import get_worker_info
 
 from tests.conftest import SMALL_DATA_KWARGS, write_clip
 from tests.test_reliability import DATA_ARGS as TINY_DATA_ARGS
@@ -22,6 +24,7 @@ from tests.test_reliability import write_tiny_dataset
 from video_processing import shards
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
+from video_processing.loaders import LoaderError
 from video_processing.prepare import FAILURES_CSV, main
 from video_processing.synthetic import CLASSES
 
@@ -138,6 +141,33 @@ def test_unreadable_samples_are_skipped_and_named_once(dataset_copy, tmp_path, c
     warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped video")]
     assert len(warnings) == 1 and f"train/{CLASSES[0]}/short.mp4: too short" in warnings[0]
     assert trainer.callback_metrics["train_skipped_videos"] == 1
+
+
+def test_shard_loaders_warn_without_a_trainer_and_explain_a_stalled_worker(dataset_copy, tmp_path, caplog, monkeypatch):
+    write_clip(dataset_copy / "train" / CLASSES[0] / "short.mp4", seconds=0.2)
+    out = tmp_path / "shards"
+    assert shards.write_shards(dataset_copy, out, chunk_bytes="200KB", workers=1) == []
+    dm = _data(out, batch_size=5)
+    dm.setup("fit")
+    with caplog.at_level(logging.WARNING, logger="video_processing"):
+        for _ in range(2):  # two epochs, iterated as the README iterates a loader
+            for _batch in dm.train_dataloader():
+                pass
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped video")]
+    assert len(warnings) == 1 and "short.mp4: too short" in warnings[0]
+
+    read = shards.RandomClipFromSample.__call__
+
+    def stall_in_workers(self, sample):
+        if get_worker_info() is not None:
+            time.sleep(4)  # just past the timeout: the worker wakes and exits once the loader has failed
+        return read(self, sample)
+
+    monkeypatch.setattr(shards.RandomClipFromSample, "__call__", stall_in_workers)
+    stalling = _data(out, num_workers=1, loader_timeout_s=2)
+    stalling.setup("fit")
+    with pytest.raises(LoaderError, match=r"within loader_timeout_s=2 s.*raise --data\.loader_timeout_s"):
+        next(iter(stalling.train_dataloader()))
 
 
 def _fit_accuracy(data_path: Path) -> float:

@@ -20,7 +20,6 @@ from video_processing.datasets import (
     Transform,
     UniformClipsDataset,
     collate_clips,
-    warn_skipped,
 )
 from video_processing.decoders import check_decoder, clip_decoders
 from video_processing.gpu_decode import (
@@ -31,6 +30,7 @@ from video_processing.gpu_decode import (
     decode_ahead,
 )
 from video_processing.layouts import Dataset, LayoutError, check_splits, load_dataset
+from video_processing.loaders import HintingDataLoader
 from video_processing.samplers import BalancedDistributedSampler
 from video_processing.transforms import (
     KINETICS_MEAN,
@@ -374,7 +374,11 @@ class KineticsDataModule(pl.LightningDataModule):
     def _loader(self, dataset, *, shuffle: bool, sampler=None) -> DataLoader:
         if self.shards_info is not None:  # shuffled (or not) by the stream itself
             return shards.streaming_loader(
-                dataset, batch_size=self.batch_size, num_workers=self.num_workers, timeout_s=self.loader_timeout_s
+                dataset,
+                batch_size=self.batch_size,
+                num_workers=self.num_workers,
+                timeout_s=self.loader_timeout_s,
+                warned_paths=self._warned_paths,
             )
         planned_sets = (PlannedRandomClipDataset, PlannedUniformClipsDataset)  # the test's views are decoded by PyAV
         planned = {"clip_decoder": self.clip_decoder} if isinstance(dataset, planned_sets) else {}
@@ -391,12 +395,6 @@ class KineticsDataModule(pl.LightningDataModule):
             warned_paths=self._warned_paths,
             **planned,
         )
-
-    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Warn once per file about unreadable videos in shard batches (file loaders warn themselves)."""
-        if isinstance(batch, dict) and self.shards_info is not None:  # not the model summary's bare tensor
-            warn_skipped(batch, self._warned_paths)
-        return batch
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """uint8 clips (transforms_on_device, GPU decoding) -> float, normalized, on the batch's device."""
@@ -435,39 +433,6 @@ def check_clips_fit(infos: list[VideoInfo], clip_duration_s: float, num_frames: 
         )
 
 
-class LoaderError(RuntimeError):
-    """A loader worker stalled or died; the message says which and what to change."""
-
-
-class HintingDataLoader(DataLoader):
-    """A DataLoader whose worker timeouts and deaths raise a LoaderError saying what happened and what to do.
-
-    PyTorch raises "DataLoader timed out" or "worker exited unexpectedly", which names neither the setting
-    nor the likely cause. It also warns, once per file, about the videos its batches report as skipped: in the
-    main process (workers' logs may go nowhere), however the loader is used, with or without a Trainer.
-    `warned_paths` holds the files warned about already; loaders sharing one set warn once in all.
-    """
-
-    def __init__(self, *args, warned_paths: set[str] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.warned_paths = warned_paths if warned_paths is not None else set()
-
-    def __iter__(self):
-        iterator = super().__iter__()
-        while True:
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                return
-            except RuntimeError as e:
-                hint = _loader_failure_hint(str(e), self.timeout)
-                if hint is None:  # an error of the data itself, raised in a worker: keep it as it is
-                    raise
-                raise LoaderError(f"{e}: {hint}") from e
-            warn_skipped(batch, self.warned_paths)
-            yield batch
-
-
 class PlanDecodingDataLoader(HintingDataLoader):
     """A loader of planned clips (see `gpu_decode.py`) whose batches arrive decoded on `clip_decoder`'s device."""
 
@@ -477,20 +442,3 @@ class PlanDecodingDataLoader(HintingDataLoader):
 
     def __iter__(self):
         return decode_ahead(super().__iter__(), self.clip_decoder)
-
-
-def _loader_failure_hint(message: str, timeout_s: float) -> str | None:
-    if message.startswith("DataLoader timed out"):
-        return (
-            f"no loader worker delivered a batch within loader_timeout_s={timeout_s} s, so a worker "
-            "is stalled (hung storage, or a decoder stuck on a damaged file). If your storage is merely "
-            "slow, raise --data.loader_timeout_s (0 waits forever); find damaged files with "
-            "`python -m video_processing.check_data DATA_PATH`."
-        )
-    if message.startswith("DataLoader worker"):
-        return (
-            "a loader worker died, most often killed for lack of memory (lower --data.num_workers "
-            "or --data.batch_size) or by a decoder crash on a damaged file (find it with "
-            "`python -m video_processing.check_data DATA_PATH`)."
-        )
-    return None

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ import torch
 
 from video_processing.datasets import _video_name, collate_clips
 from video_processing.layouts import SPLITS, VideoRecord, check_splits, load_dataset
+from video_processing.loaders import Hinting
 from video_processing.video import (
     EncodedVideo,
     VideoError,
@@ -329,18 +330,31 @@ def streaming_split(
 
 
 def streaming_loader(
-    dataset: litdata.StreamingDataset, *, batch_size: int, num_workers: int, timeout_s: float
+    dataset: litdata.StreamingDataset,
+    *,
+    batch_size: int,
+    num_workers: int,
+    timeout_s: float,
+    warned_paths: set[str] | None = None,
 ) -> litdata.StreamingDataLoader:
     """Batches of `collate_clips` from a streaming split; its state_dict is the position within the epoch.
 
     Workers are started anew every epoch (not persistent): a persistent worker's copy of the dataset would
-    miss the next epoch's shuffle.
+    miss the next epoch's shuffle. A stalled or dead worker raises `loaders.LoaderError` with a hint, and
+    skipped videos are warned about once per file, as with the file layouts' loaders.
     """
-    return _litdata().StreamingDataLoader(
+    return _hinting_streaming_loader()(
         dataset,
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=collate_clips,
         pin_memory=torch.cuda.is_available(),
         timeout=timeout_s if num_workers > 0 else 0,
+        warned_paths=warned_paths,
     )
+
+
+@cache
+def _hinting_streaming_loader() -> type:
+    """LitData's StreamingDataLoader with `loaders.Hinting` (made on first use: litdata is an optional extra)."""
+    return type("HintingStreamingDataLoader", (Hinting, _litdata().StreamingDataLoader), {})

@@ -144,9 +144,10 @@ def tutorial_pipeline(train_dir: Path):
     return lambda: next(iterator)["video"]
 
 
-def ours_pipeline(train_dir: Path):
-    """RandomClipDataset + train_preset, as KineticsDataModule builds them."""
+def ours_pipeline(train_dir: Path, decoder: str = "pyav"):
+    """RandomClipDataset + train_preset, as KineticsDataModule builds them for `decoder`."""
     from video_processing.datasets import RandomClipDataset
+    from video_processing.decoders import clip_decoders
     from video_processing.layouts import load_dataset
     from video_processing.transforms import train_preset
 
@@ -155,6 +156,7 @@ def ours_pipeline(train_dir: Path):
         clip_duration_s=CLIP_DURATION_S,
         num_frames=NUM_FRAMES,
         transform=train_preset(crop_size=CROP_SIZE, min_short_side=MIN_SHORT_SIDE, max_short_side=MAX_SHORT_SIDE),
+        decode=clip_decoders(decoder)[0],
     )
     return lambda: dataset[random.randrange(len(dataset))]["video"]
 
@@ -192,19 +194,7 @@ def decode_only_pipeline(train_dir: Path):
 
 def torchcodec_pipeline(train_dir: Path):
     """Ours with torchcodec decoding on the CPU (`--data.decoder torchcodec`)."""
-    from video_processing.datasets import RandomClipDataset
-    from video_processing.decoders import torchcodec_random_clip
-    from video_processing.layouts import load_dataset
-    from video_processing.transforms import train_preset
-
-    dataset = RandomClipDataset(
-        load_dataset(train_dir.parent).train,
-        clip_duration_s=CLIP_DURATION_S,
-        num_frames=NUM_FRAMES,
-        transform=train_preset(crop_size=CROP_SIZE, min_short_side=MIN_SHORT_SIDE, max_short_side=MAX_SHORT_SIDE),
-        decode=torchcodec_random_clip,
-    )
-    return lambda: dataset[random.randrange(len(dataset))]["video"]
+    return ours_pipeline(train_dir, decoder="torchcodec")
 
 
 def core_decode_pipeline(train_dir: Path):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 
 from video_processing.decoders import FFMPEG_PACKAGES
 from video_processing.synthetic import make_dataset
@@ -54,3 +55,19 @@ def torchcodec_ffmpeg() -> None:
         if os.environ.get("VIDEO_PROCESSING_REQUIRE_TORCHCODEC") == "1":
             pytest.fail(reason + " (VIDEO_PROCESSING_REQUIRE_TORCHCODEC=1: this run must test torchcodec)")
         pytest.skip(reason)
+
+
+def fit_one_step_and_save(module: pl.LightningModule, data: pl.LightningDataModule, root: Path, **trainer_args) -> Path:
+    """Train `module` one step on `data`, quietly, and save its checkpoint as root/model.ckpt."""
+    trainer = pl.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        **trainer_args,
+    )
+    trainer.fit(module, datamodule=data)
+    trainer.save_checkpoint(root / "model.ckpt")
+    return root / "model.ckpt"

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
-from conftest import SMALL_DATA_KWARGS
+from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
 
 from video_processing import export
 from video_processing.classification import VideoClassificationLightningModule
@@ -28,18 +27,7 @@ def checkpoint(small_dataset, tmp_path_factory) -> Path:
     module = VideoClassificationLightningModule(
         num_classes=data.num_classes, class_names=data.classes, stem_dim_out=8, num_frames=4, crop_size=48
     )
-    trainer = pl.Trainer(
-        max_steps=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-    )
-    trainer.fit(module, datamodule=data)
-    trainer.save_checkpoint(root / "model.ckpt")
-    return root / "model.ckpt"
+    return fit_one_step_and_save(module, data, root, limit_val_batches=0)
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
+from conftest import fit_one_step_and_save
 from stream_helpers import mpegts_bytes
 
 from video_processing.backbones import BACKBONES, kinetics400_classes
@@ -65,18 +65,7 @@ def checkpoint(tmp_path_factory) -> Path:
     )
     # Saved as if fine-tuned from pretrained weights: loading must not fetch them again (the file has them).
     module.hparams["pretrained"] = True
-    trainer = pl.Trainer(
-        max_steps=1,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-    )
-    trainer.fit(module, datamodule=data)
-    trainer.save_checkpoint(root / "model.ckpt")
-    return root / "model.ckpt"
+    return fit_one_step_and_save(module, data, root, limit_val_batches=1)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ A video that cannot be read is reported in the item's "skipped" list as (path, r
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -21,8 +20,6 @@ from torch.utils.data import Dataset
 
 from video_processing.layouts import VideoRecord
 from video_processing.video import VideoError, decode_constant_clips, decode_random_clip, decode_uniform_clips
-
-logger = logging.getLogger("video_processing")
 
 # How many following videos a training item tries when its own cannot be read, before giving up.
 MAX_SUBSTITUTES = 16
@@ -44,6 +41,8 @@ class RandomClipDataset(Dataset):
     A video that cannot be read is replaced by the next readable one in the list (so batches stay full) and
     reported in the item's "skipped" list.
     """
+
+    item_key = "video"  # what an item's clips are held under; the planned datasets of gpu_decode.py hold "plans"
 
     def __init__(
         self,
@@ -76,7 +75,7 @@ class RandomClipDataset(Dataset):
                 skipped.append((e.path, e.reason))
                 continue
             return {
-                **self._clips_item([clip]),
+                self.item_key: self._views([clip]),
                 "label": torch.tensor([record.label]),
                 "video_name": [_video_name(record.path, self.root)],
                 "video_index": torch.tensor([video_index]),
@@ -88,9 +87,9 @@ class RandomClipDataset(Dataset):
             f"`python -m video_processing.check_data`:\n  {reasons}"
         )
 
-    def _clips_item(self, clips: list) -> dict:
-        """The item's clips, transformed: "video" (N, C, T, H, W)."""
-        return {"video": torch.stack([self.transform(clip) for clip in clips])}
+    def _views(self, clips: list) -> torch.Tensor:
+        """The item's clips, transformed: (N, C, T, H, W)."""
+        return torch.stack([self.transform(clip) for clip in clips])
 
 
 class UniformClipsDataset(Dataset):
@@ -124,28 +123,28 @@ class UniformClipsDataset(Dataset):
             clips = self.decode(record.path, self.clip_duration_s, self.num_frames)
         except VideoError as e:
             return {
-                **self._no_clips(),
+                self.item_key: self._no_views(),
                 "label": torch.empty(0, dtype=torch.long),
                 "video_name": [],
                 "video_index": torch.empty(0, dtype=torch.long),
                 "skipped": [(e.path, e.reason)],
             }
-        item = self._clips_item(clips)
-        (views,) = item.values()  # "video" (clips, or clips x crops for the test), or planned clips' "plans"
+        views = self._views(clips)
         n = len(views)
         return {
-            **item,
+            self.item_key: views,
             "label": torch.full((n,), record.label),
             "video_name": [_video_name(record.path, self.root)] * n,
             "video_index": torch.full((n,), index),
             "skipped": [],
         }
 
-    _clips_item = RandomClipDataset._clips_item
+    item_key = RandomClipDataset.item_key
+    _views = RandomClipDataset._views
 
-    def _no_clips(self) -> dict:
+    def _no_views(self) -> torch.Tensor:
         """The clips of a video that could not be read: none."""
-        return {"video": torch.empty(0, 3, self.num_frames, self.crop_size, self.crop_size)}
+        return torch.empty(0, 3, self.num_frames, self.crop_size, self.crop_size)
 
 
 class MultiViewClipsDataset(UniformClipsDataset):
@@ -162,8 +161,8 @@ class MultiViewClipsDataset(UniformClipsDataset):
         super().__init__(records, decode=partial(decode_constant_clips, clips_per_video=clips_per_video), **kwargs)
         self.clips_per_video = clips_per_video
 
-    def _clips_item(self, clips: list) -> dict:
-        return {"video": torch.cat([self.transform(clip) for clip in clips])}
+    def _views(self, clips: list) -> torch.Tensor:
+        return torch.cat([self.transform(clip) for clip in clips])
 
 
 def collate_clips(items: list[dict]) -> dict:
@@ -182,11 +181,3 @@ def collate_clips(items: list[dict]) -> dict:
     # an unreadable video's empty float stack would turn uint8 clips into float: leave empty stacks out
     videos = [item["video"] for item in items if len(item["video"])] or [items[0]["video"]]
     return {"video": torch.cat(videos), **batch}
-
-
-def warn_skipped(batch: dict, warned_paths: set[str]) -> None:
-    """Warn once per file (`warned_paths` holds those warned about) about the videos a batch reports skipped."""
-    for path, reason in batch["skipped"]:
-        if path not in warned_paths:
-            warned_paths.add(path)
-            logger.warning("skipped video %s: %s", path, reason)

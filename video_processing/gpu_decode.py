@@ -53,8 +53,8 @@ def eval_clip_plan(clip: PlannedClip) -> ClipPlan:
     return ClipPlan(clip)
 
 
-def _plans_item(self, clips: list[PlannedClip]) -> dict:
-    return {"plans": [self.transform(clip) for clip in clips]}
+def _plans(self, clips: list[PlannedClip]) -> list[ClipPlan]:
+    return [self.transform(clip) for clip in clips]
 
 
 class PlannedRandomClipDataset(RandomClipDataset):
@@ -63,7 +63,8 @@ class PlannedRandomClipDataset(RandomClipDataset):
     def __init__(self, records, *, planner: TrainClipPlanner, **kwargs):
         super().__init__(records, transform=planner, decode=plan_random_clip, **kwargs)
 
-    _clips_item = _plans_item
+    item_key = "plans"
+    _views = _plans
 
 
 class PlannedUniformClipsDataset(UniformClipsDataset):
@@ -72,10 +73,11 @@ class PlannedUniformClipsDataset(UniformClipsDataset):
     def __init__(self, records, **kwargs):
         super().__init__(records, transform=eval_clip_plan, decode=plan_uniform_clips, **kwargs)
 
-    _clips_item = _plans_item
+    item_key = "plans"
+    _views = _plans
 
-    def _no_clips(self) -> dict:
-        return {"plans": []}
+    def _no_views(self) -> list:
+        return []
 
 
 class PlannedClipDecoder:

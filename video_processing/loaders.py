@@ -8,9 +8,11 @@ loader class: `HintingDataLoader` here, LitData's streaming loader in `shards.py
 
 from __future__ import annotations
 
+import logging
+
 from torch.utils.data import DataLoader
 
-from video_processing.datasets import warn_skipped
+logger = logging.getLogger("video_processing")
 
 
 class LoaderError(RuntimeError):
@@ -62,3 +64,11 @@ def _loader_failure_hint(message: str, timeout_s: float) -> str | None:
             "`python -m video_processing.check_data DATA_PATH`)."
         )
     return None
+
+
+def warn_skipped(batch: dict, warned_paths: set[str]) -> None:
+    """Warn once per file (`warned_paths` holds those warned about) about the videos a batch reports skipped."""
+    for path, reason in batch["skipped"]:
+        if path not in warned_paths:
+            warned_paths.add(path)
+            logger.warning("skipped video %s: %s", path, reason)

@@ -250,12 +250,12 @@ def load_latest(
     return model, folder
 
 
-# Videos per second a whole run gets through (training and validation), for `describe_training`'s estimate:
-# on a CPU, the thin model at the CPU size (30 epochs of the default self-made set take about 5 minutes on 2
-# cores); on a GPU the loader is the bound, about 20 clips/s per worker core (decoding 320-340 px clips on one
-# core measured about 40; Colab's cores are slower).
+# Videos per second a whole run gets through (training, validation, the per-epoch overheads), for
+# `describe_training`'s estimate: on a CPU, the thin model at the CPU size (30 epochs of the default self-made
+# set take about 5 minutes on 2 cores); on a GPU, per loader worker: 03's Kinetics run on an H200 with 16
+# workers went through 10 epochs of the 300 self-made videos in about 33 s, about 6 videos/s per worker.
 CPU_VIDEOS_PER_S = 30.0
-GPU_VIDEOS_PER_S_PER_WORKER = 20.0
+GPU_VIDEOS_PER_S_PER_WORKER = 6.0
 
 
 def describe_training(run: Run, data: KineticsDataModule, *, cuda: bool) -> str:

@@ -104,6 +104,18 @@ def test_decode_ahead_gives_the_cpu_loaders_batches(records, torchcodec_ffmpeg):
         assert got["video"].dtype == torch.uint8 and (got["video"].int() - want["video"].int()).abs().max() <= 1
 
 
+def test_a_batch_holding_one_video_twice_decodes_every_clip_in_its_place(records, torchcodec_ffmpeg):
+    """A substituted training video can recur in a batch, apart from its first place."""
+    planned = PlannedRandomClipDataset(records.train, planner=TrainClipPlanner(**SIZES, hflip_prob=0.5), **CLIP)
+    items = [planned[0], planned[1], planned[0]]
+    batch = collate_clips(items)
+    decoded = PlannedClipDecoder("cpu", crop_size=48, short_side=56).decode_batch(batch)
+    assert decoded["video"].shape == (3, 3, 4, 48, 48)
+    for clip, item in zip(decoded["video"], items, strict=True):
+        alone = PlannedClipDecoder("cpu", crop_size=48, short_side=56).decode_batch(collate_clips([item]))
+        assert torch.equal(clip, alone["video"][0])
+
+
 def test_gpu_decoding_without_a_gpu_fails_at_once_naming_the_option(small_dataset, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(

@@ -12,6 +12,7 @@ CUDA cannot start in forked loader workers, so the work is split:
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -103,12 +104,10 @@ class PlannedClipDecoder:
 
     def decode_batch(self, batch: dict) -> dict:
         """The batch with "plans" replaced by "video", its decoded clips on `device`."""
-        plans = batch["plans"]
         clips = []
-        for start, plan in enumerate(plans):  # one decoder per file: uniform clips of a video share it
-            if start and plan.clip.path == plans[start - 1].clip.path:
-                continue
-            group = [p for p in plans[start:] if p.clip.path == plan.clip.path]
+        # one decoder per run of plans of one file (a video's uniform clips), in the batch's order
+        for _, run in itertools.groupby(batch["plans"], key=lambda plan: plan.clip.path):
+            group = list(run)
             frames = decode_planned([p.clip for p in group], self.device)
             clips += [self.clip(p, f) for p, f in zip(group, frames, strict=True)]
         shape = (0, 3, 0, self.crop_size, self.crop_size)

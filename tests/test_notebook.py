@@ -1,12 +1,12 @@
 """The notebooks' plumbing: smoke flag, where they work, which data they use."""
 
-import hashlib
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from video_processing import notebook
+from video_processing.backbones import build_backbone, load_pretrained_state
+from video_processing.download import ensure_dataset
 from video_processing.video import open_video, video_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,15 +61,18 @@ def test_chance_bound_is_a_binomial_tail():
     assert notebook.chance_accuracy_bound(3, 2) == 1.0  # too few items to tell
 
 
-def test_quick_lesson_serves_the_downloads_locally(monkeypatch, tmp_path):
+def test_quick_lesson_feeds_the_real_download_of_data_and_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("VIDEO_PROCESSING_SMOKE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(notebook, "workspace", lambda drive_folder: tmp_path)
     lesson = notebook.start_lesson("05", ucf101=True)
     assert not lesson.full_size and lesson.run is None and lesson.ucf101_folder.name != "ucf101_subset"
-    with urllib.request.urlopen(lesson.archive_url, timeout=10) as response:
-        assert hashlib.sha256(response.read()).hexdigest() == lesson.archive_sha256
-    with urllib.request.urlopen(lesson.weights_url("x3d_xs"), timeout=10) as response:
-        assert response.status == 200
+    assert lesson.archive_url.startswith("http://127.0.0.1:")
+    data = ensure_dataset("ucf101-subset", lesson.ucf101_folder, url=lesson.archive_url, sha256=lesson.archive_sha256)
+    state = load_pretrained_state("x3d_xs", lesson.weights_url("x3d_xs"))
+    assert sorted(p.name for p in (data / "train").iterdir()) == ["Growing", "MovingDown", "MovingSideways"]
+    assert (tmp_path / "torch" / "hub" / "checkpoints" / "x3d_xs_standin.pth").is_file()
+    assert state.keys() == build_backbone("x3d_xs", num_frames=4, crop_size=64).state_dict().keys()
     finetune, scratch = lesson.finetune_runs("x3d_xs")
     assert finetune.max_epochs == scratch.max_epochs <= 2
 

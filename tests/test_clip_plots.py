@@ -6,8 +6,15 @@ import torch
 from matplotlib.figure import Figure
 
 from video_processing import clip_plots as vz
+from video_processing.synthetic import render_video
 from video_processing.transforms import eval_preset, train_preset
-from video_processing.video import constant_clip_windows, subsample_indices, uniform_clip_windows
+from video_processing.video import (
+    constant_clip_windows,
+    decode_random_clip,
+    subsample_indices,
+    uniform_clip_windows,
+    write_video,
+)
 
 CLASSES = ["growing", "shrinking", "spinning"]
 
@@ -55,12 +62,23 @@ def test_sampler_windows_random_draws_follow_the_generator():
 
 
 def test_frame_grid_shows_every_frame(clip):
-    fig = vz.plot_frame_grid(clip, fps=8.0, ncols=4, title="a clip")
+    fig = vz.plot_frame_grid(clip, times=[k / 8 for k in range(len(clip))], ncols=4, title="a clip")
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == len(clip)
     assert np.array_equal(shown[3].images[0].get_array(), clip[3].permute(1, 2, 0).numpy())
     assert shown[4].get_title() == "4: 0.50 s"
     assert fig.get_suptitle() == "a clip"
+
+
+def test_frame_times_are_the_kept_frames_first_and_last_included(tmp_path):
+    path = tmp_path / "v.mp4"
+    write_video(path, render_video("growing", np.random.default_rng(0), 64, 48, num_frames=75, fps=25), fps=25)
+    clip, times = vz.random_clip_with_times(path, 1.0, 8, torch.Generator().manual_seed(1))
+    assert len(times) == len(clip) == 8
+    # a 1 s window at 25 fps holds frames at 0, 0.04 ... 0.96 s; subsampling keeps the first and the last
+    assert times[0] == pytest.approx(0.0, abs=0.021) and times[-1] == pytest.approx(0.96, abs=0.021)
+    again = decode_random_clip(path, 1.0, 8, torch.Generator().manual_seed(1))
+    assert torch.equal(clip, again)  # the clip the same generator draws
 
 
 def test_animation_has_one_frame_per_clip_frame(clip):

@@ -2,9 +2,13 @@
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader, default_collate
 
 from video_processing import result_plots as vz
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.segments import WindowLabel
 from video_processing.transforms import eval_preset
 
 CLASSES = ["growing", "shrinking", "spinning"]
@@ -121,14 +125,69 @@ def test_top_k_bars_have_the_probabilities_most_probable_on_top():
     np.testing.assert_array_equal(frame_axes[0].get_images()[0].get_array(), frames[0].permute(1, 2, 0).numpy())
 
 
-def test_confident_mistakes_rank_wrong_clips_by_confidence_and_find_their_position():
-    # video 7 has three clips, video 2 two; labels are all 0
-    video_index = torch.tensor([7, 7, 7, 2, 2])
+def test_confident_mistakes_rank_wrong_clips_by_confidence():
     labels = torch.zeros(5, dtype=torch.long)
     logits = torch.tensor([[5.0, 0.0], [0.0, 1.0], [0.0, 4.0], [0.0, 2.0], [3.0, 0.0]])
-    assert vz.confident_mistakes(logits, labels, video_index, count=5) == [(7, 2), (2, 0), (7, 1)]
-    assert vz.confident_mistakes(logits, labels, video_index, count=1) == [(7, 2)]
-    assert vz.confident_mistakes(logits[[0, 4]], labels[[0, 4]], video_index[[0, 4]], count=3) == []
+    assert vz.confident_mistakes(logits, labels, count=5) == [2, 3, 1]
+    assert vz.confident_mistakes(logits, labels, count=1) == [2]
+    assert vz.confident_mistakes(logits[[0, 4]], labels[[0, 4]], count=3) == []
+
+
+def test_clips_at_rows_count_across_batches_and_name_missing_rows():
+    batches = [{"video": torch.arange(3).view(3, 1)}, {"video": torch.arange(3, 5).view(2, 1)}]
+    assert vz.clips_at_rows(batches, [4, 0, 3]).flatten().tolist() == [4, 0, 3]
+    with pytest.raises(IndexError, match=r"rows \[7\]"):
+        vz.clips_at_rows(batches, [1, 7])
+
+
+def test_mistake_titles_are_the_eval_mode_predictions(tmp_path):
+    """The gallery's logits are trainer.predict's (eval mode), for exactly the clips shown: calling the model as
+    load_from_checkpoint returns it (train mode: dropout, batch statistics) gives other titles."""
+    model = VideoClassificationLightningModule(num_classes=3, stem_dim_out=4, num_frames=4, crop_size=32)
+    model.train()  # as load_from_checkpoint returns it
+    generator = torch.Generator().manual_seed(0)
+    items = [
+        {"video": torch.randn(3, 4, 32, 32, generator=generator), "label": k % 3, "video_index": k // 2}
+        for k in range(8)
+    ]
+    loader = DataLoader(items, batch_size=3, collate_fn=lambda b: {**default_collate(b), "skipped": []})
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    rows = trainer.predict(model, dataloaders=loader)
+    logits, labels = torch.cat([r["logits"] for r in rows]), torch.cat([r["label"] for r in rows])
+    shown = list(range(len(labels)))[::-2]
+    clips = vz.clips_at_rows(loader, shown)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(clips), logits[shown])
+        assert not torch.allclose(model.train()(clips), logits[shown])  # what the old gallery titled
+    fig = vz.plot_predictions(clips, labels[shown].tolist(), logits[shown], CLASSES)
+    assert len(fig.subfigs) == len(shown)
+
+
+def test_uint8_clips_are_shown_as_they_are(clip):
+    fig = vz.plot_predictions(clip.permute(1, 0, 2, 3)[None], [0], torch.tensor([[1.0, 0.0, 0.0]]), CLASSES)
+    assert np.array_equal(fig.axes[0].images[0].get_array(), clip[0].permute(1, 2, 0).numpy())
+
+
+def test_learning_rate_is_read_per_step_and_drawn(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,lr-Adam,train_loss_step\n0,0,0.001,\n0,0,,2.0\n0,1,0.0005,\n0,2,0.0,\n")
+    steps, rates = vz.read_learning_rate(path)
+    assert (steps, rates) == ([0, 1, 2], [0.001, 0.0005, 0.0])
+    (ax,) = vz.plot_learning_rate(steps, rates).axes
+    assert list(ax.lines[0].get_ydata()) == rates
+
+
+def test_labels_over_time_draw_one_bar_per_window_coloured_by_label():
+    windows = [
+        WindowLabel(0.0, 1.0, "growing", 0.9),
+        WindowLabel(1.0, 2.0, "growing", 0.6),
+        WindowLabel(2.0, 3.0, "spinning", 0.7),
+    ]
+    (ax,) = vz.plot_labels_over_time(windows, title="a video").axes
+    bars = ax.patches
+    assert [(bar.get_x(), bar.get_height()) for bar in bars] == [(0.0, 0.9), (1.0, 0.6), (2.0, 0.7)]
+    assert bars[0].get_facecolor() == bars[1].get_facecolor() != bars[2].get_facecolor()
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["growing", "spinning"]
 
 
 def test_accuracies_draw_one_labelled_bar_each():

@@ -1,5 +1,6 @@
 """Runs: the sizes of the notebooks' and fine-tuning runs, and the builders that turn a run into objects."""
 
+import inspect
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from video_processing import runs
 from video_processing.backbones import get_backbone
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.kinetics_module import KineticsDataModule
 from video_processing.runs import CPU, KINETICS, SMOKE, UCF101, Run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +33,7 @@ def test_lesson_run_follows_smoke_device_and_data():
 def test_cpu_size_is_make_demo_size():
     config = yaml.safe_load((ROOT / "configs" / "synthetic.yaml").read_text())
     data, model = config["data"], config["model"]
-    assert (CPU.clip_duration_s, CPU.num_frames, CPU.crop_size) == (
+    assert (CPU.clip_duration, CPU.num_frames, CPU.crop_size) == (
         data["clip_duration"],
         data["num_frames"],
         data["crop_size"],
@@ -123,6 +126,20 @@ def test_smoke_finetuning_runs_are_small():
 def test_a_run_is_one_description_for_every_builder():
     fields = set(Run.__dataclass_fields__)
     assert {"backbone", "pretrained", "unfreeze_at_epoch", "stem_dim_out", "num_workers"} <= fields
+    # every setting reaches a builder under its own name: the data module's, the model's, or the trainer's
+    data_args = set(inspect.signature(KineticsDataModule).parameters)
+    model_args = set(inspect.signature(VideoClassificationLightningModule).parameters)
+    trainer_side = {"name", "max_epochs", "limit_batches", "unfreeze_at_epoch"}
+    assert fields - data_args - model_args - trainer_side == set()
+
+
+def test_builders_take_every_data_and_model_setting_from_the_run(tmp_path, monkeypatch):
+    run = replace(CPU, clip_duration=1.0, num_frames=4, crop_size=48, min_short_side=48, lr=0.02, stem_dim_out=4)
+    data = runs.build_data(tmp_path, run)
+    assert (data.clip_duration, data.num_frames, data.crop_size, data.min_short_side) == (1.0, 4, 48, 48)
+    monkeypatch.setattr(type(data), "classes", property(lambda self: ["a", "b"]))
+    model = runs.build_model(data, run)
+    assert (model.hparams.lr, model.hparams.stem_dim_out, model.hparams.num_frames) == (0.02, 4, 4)
 
 
 def test_describe_training_names_the_run_and_scales_with_epochs(small_dataset):

@@ -12,12 +12,10 @@ import torch
 
 from video_processing import backbones
 from video_processing.backbones import build_backbone
-from video_processing.download import UCF101_NAME, ensure_dataset
+from video_processing.download import UCF101_NAME
 from video_processing.standins import (
-    REAL_SOURCES,
     make_ucf101_archive,
     serve_directory,
-    served_standins,
     write_standin_weights,
 )
 from video_processing.video import open_video, video_info
@@ -84,17 +82,3 @@ def test_the_server_serves_a_folder_until_the_block_ends(tmp_path):
             urllib.request.urlopen(f"{url}/missing.bin", timeout=10)
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{url}/a.bin", timeout=10)
-
-
-def test_served_standins_feed_the_real_download_of_data_and_weights(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with served_standins(tmp_path / "standins", "x3d_xs") as sources:
-        assert sources.archive_url.startswith("http://127.0.0.1:") and sources.folder == "ucf101_standin"
-        data = ensure_dataset(
-            "ucf101-subset", tmp_path / sources.folder, url=sources.archive_url, sha256=sources.archive_sha256
-        )
-        state = backbones.load_pretrained_state("x3d_xs", sources.weights_url)
-    assert sorted(p.name for p in (data / "train").iterdir()) == ["Growing", "MovingDown", "MovingSideways"]
-    assert (tmp_path / "torch" / "hub" / "checkpoints" / "x3d_xs_standin.pth").is_file()
-    assert state.keys() == build_backbone("x3d_xs", num_frames=4, crop_size=64).state_dict().keys()
-    assert REAL_SOURCES.archive_url is None and REAL_SOURCES.weights_url is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ from torchvision.transforms import v2
 from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, ToCTHW, denormalize
 from video_processing.video import (
     constant_clip_windows,
+    decode_random_clip,
+    plan_random_clip,
     random_clip_window,
     subsample_indices,
     uniform_clip_windows,
@@ -87,8 +90,25 @@ def as_images(frames: torch.Tensor) -> np.ndarray:
     return images.numpy() if images.dtype == torch.uint8 else images.float().clamp(0, 1).numpy()
 
 
-def plot_frame_grid(frames: torch.Tensor, *, fps: float | None = None, title: str = "", ncols: int = 8) -> Figure:
-    """Every frame of a (T, C, H, W) clip (uint8, or float in [0, 1]), labelled with its index (and time)."""
+def random_clip_with_times(
+    path: str | Path, clip_duration_s: float, num_frames: int, generator: torch.Generator
+) -> tuple[torch.Tensor, list[float]]:
+    """`decode_random_clip`'s clip and its kept frames' times in seconds from the window's start.
+
+    The times are the sampler's own (`plan_random_clip` draws the same window from the same generator state):
+    subsampling keeps the window's first and last frame, so a 1 s window at 25 fps ends at 0.96 s.
+    """
+    state = generator.get_state()
+    plan = plan_random_clip(path, clip_duration_s, num_frames, generator)
+    generator.set_state(state)
+    clip = decode_random_clip(path, clip_duration_s, num_frames, generator)
+    return clip, [t - plan.window[0] for t in plan.times]
+
+
+def plot_frame_grid(
+    frames: torch.Tensor, *, times: Sequence[float] | None = None, title: str = "", ncols: int = 8
+) -> Figure:
+    """Every frame of a (T, C, H, W) clip (uint8, or float in [0, 1]), labelled with its index (and time in s)."""
     images = as_images(frames)
     nrows = -(-len(images) // ncols)
     height, width = images.shape[1:3]
@@ -98,7 +118,7 @@ def plot_frame_grid(frames: torch.Tensor, *, fps: float | None = None, title: st
         ax.axis("off")
         if t < len(images):
             ax.imshow(images[t])
-            ax.set_title(f"frame {t}" if fps is None else f"{t}: {t / fps:.2f} s", fontsize=8)
+            ax.set_title(f"frame {t}" if times is None else f"{t}: {times[t]:.2f} s", fontsize=8)
     fig.suptitle(title)
     return fig
 

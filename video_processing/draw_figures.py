@@ -17,12 +17,13 @@ from video_processing.clip_plots import (
     plot_clip_timeline,
     plot_frame_grid,
     plot_transform_steps,
+    random_clip_with_times,
     run_steps,
     sampler_windows,
 )
 from video_processing.synthetic import render_video
 from video_processing.transforms import train_preset
-from video_processing.video import decode_random_clip, open_video, video_info, write_video
+from video_processing.video import open_video, video_info, write_video
 
 CLIP_DURATIONS_S = (1.0, 2.0)
 NUM_FRAMES = 8
@@ -45,12 +46,10 @@ def write_figures(out: Path, seed: int = 2, dpi: int = 80) -> list[Path]:
         with open_video(video) as container:
             duration_s = video_info(container).duration_s
         windows = {d: sampler_windows(duration_s, d, generator=generator) for d in CLIP_DURATIONS_S}
-        clip = decode_random_clip(video, CLIP_DURATIONS_S[1], NUM_FRAMES, generator)
+        clip, times = random_clip_with_times(video, CLIP_DURATIONS_S[1], NUM_FRAMES, generator)
     figures = {
         "clip_timeline.png": plot_clip_timeline(duration_s, windows),
-        "clip_frames.png": plot_frame_grid(
-            clip, fps=NUM_FRAMES / CLIP_DURATIONS_S[1], title="the 8 frames kept from a 2 s clip"
-        ),
+        "clip_frames.png": plot_frame_grid(clip, times=times, title="the 8 frames kept from a 2 s clip"),
         "train_transform_steps.png": plot_transform_steps(
             run_steps(train_preset(), clip), title="train preset (Kinetics sizes), step by step"
         ),

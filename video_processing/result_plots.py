@@ -7,15 +7,17 @@ works under any backend (Agg in CI) and a notebook shows it as a cell's value.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from video_processing.clip_plots import Stats, as_images
+from video_processing.segments import WindowLabel
 from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, denormalize
 from video_processing.video import subsample_indices
 
@@ -125,14 +127,18 @@ def plot_predictions(
     mean: Stats = KINETICS_MEAN,
     std: Stats = KINETICS_STD,
 ) -> Figure:
-    """A row of frames per normalized clip (N, C, T, H, W), titled with the true and the predicted class."""
+    """A row of frames per clip (N, C, T, H, W), titled with the true and the predicted class.
+
+    Clips are uint8 (shown as they are) or normalized with `mean`/`std` (shown denormalized).
+    """
     probabilities = logits.float().softmax(dim=1)
     confidence, predicted = probabilities.max(dim=1)
     fig = Figure(figsize=(2 * frames_shown, 1.95 * len(clips)), layout="constrained")
     rows = fig.subfigures(len(clips), 1, squeeze=False)[:, 0]
     for k, (row, clip) in enumerate(zip(rows, clips, strict=True)):
         true, guess = int(labels[k]), int(predicted[k])
-        images = as_images(denormalize(clip.cpu(), mean, std).transpose(0, 1))
+        shown = clip.cpu() if clip.dtype == torch.uint8 else denormalize(clip.cpu(), mean, std)
+        images = as_images(shown.transpose(0, 1))
         for ax, t in zip(row.subplots(1, frames_shown), subsample_indices(len(images), frames_shown), strict=True):
             ax.imshow(images[t])
             ax.axis("off")
@@ -204,23 +210,32 @@ def plot_top_k(
     return fig
 
 
-def confident_mistakes(
-    logits: torch.Tensor, labels: torch.Tensor, video_index: torch.Tensor, count: int
-) -> list[tuple[int, int]]:
-    """The `count` wrong clip predictions made with the highest softmax confidence, most confident first.
+def confident_mistakes(logits: torch.Tensor, labels: torch.Tensor, count: int) -> list[int]:
+    """Rows of the `count` wrong clip predictions made with the highest softmax confidence, most confident first.
 
-    Clips are in loader order (a video's clips together, in time order); each mistake is returned as
-    (video index, clip position in that video), which finds the clip again in a `UniformClipsDataset` item.
+    `logits` and `labels` are `trainer.predict`'s rows, in loader order; `clips_at_rows` finds the clips again.
     """
     confidence, predicted = logits.float().softmax(dim=1).max(dim=1)
-    positions = [0] * len(video_index)
-    seen: dict[int, int] = {}
-    for i, video in enumerate(video_index.tolist()):
-        positions[i] = seen.get(video, 0)
-        seen[video] = positions[i] + 1
     wrong = (predicted != labels).nonzero().flatten().tolist()
-    ranked = sorted(wrong, key=lambda i: -float(confidence[i]))[:count]
-    return [(int(video_index[i]), positions[i]) for i in ranked]
+    return sorted(wrong, key=lambda i: -float(confidence[i]))[:count]
+
+
+def clips_at_rows(batches: Iterable[dict], rows: Sequence[int]) -> torch.Tensor:
+    """The clips at `rows` of a loader's batches, counted across batches, stacked in the order of `rows`.
+
+    Read from the same loader `trainer.predict` ran on (the validation clips come in a fixed order), so clip k
+    is the one that gave prediction row k; only the batches up to the last wanted row are loaded.
+    """
+    wanted, found, seen = set(rows), {}, 0
+    for batch in batches:
+        for row in wanted & set(range(seen, seen + len(batch["video"]))):
+            found[row] = batch["video"][row - seen]
+        seen += len(batch["video"])
+        if len(found) == len(wanted):
+            break
+    if missing := wanted - found.keys():
+        raise IndexError(f"rows {sorted(missing)} are past the loader's {seen} clips")
+    return torch.stack([found[row] for row in rows])
 
 
 def plot_accuracies(accuracies: Mapping[str, float], *, title: str = "") -> Figure:
@@ -234,4 +249,41 @@ def plot_accuracies(accuracies: Mapping[str, float], *, title: str = "") -> Figu
     ax.set_xlim(0, 1.15)
     ax.set_xlabel("top-1 accuracy")
     ax.set_title(title)
+    return fig
+
+
+def read_learning_rate(metrics_csv: str | Path) -> tuple[list[int], list[float]]:
+    """(steps, learning rates) that Lightning's LearningRateMonitor logged (its `lr-<optimizer>` column)."""
+    steps, rates = [], []
+    with open(metrics_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            value = next((v for name, v in row.items() if name.startswith("lr-") and v), None)
+            if value is not None:
+                steps.append(int(row["step"]))
+                rates.append(float(value))
+    return steps, rates
+
+
+def plot_learning_rate(steps: Sequence[int], rates: Sequence[float]) -> Figure:
+    """The learning rate per optimizer step, as the run used it."""
+    fig = Figure(figsize=(6, 3), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(steps, rates, marker="." if len(steps) < 50 else None)
+    ax.set(title="learning rate per step (logged by LearningRateMonitor)", xlabel="optimizer step", ylabel="lr")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_labels_over_time(windows: Sequence[WindowLabel], *, title: str = "") -> Figure:
+    """One bar per window on the video's timeline, coloured by its top-1 label, its height the probability."""
+    names = list(dict.fromkeys(window.label for window in windows))  # first-seen order
+    fig = Figure(figsize=(9, 2.8), layout="constrained")
+    ax = fig.add_subplot()
+    for window in windows:
+        colour = f"C{names.index(window.label) % 10}"
+        ax.bar(window.start_s, window.probability, width=window.end_s - window.start_s, align="edge", color=colour)
+    handles = [Patch(color=f"C{k % 10}", label=name) for k, name in enumerate(names)]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+    ax.set(xlabel="time in the video (s)", ylabel="top-1 probability", ylim=(0, 1.05), title=title)
     return fig

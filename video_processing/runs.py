@@ -13,9 +13,10 @@ the lesson; `04` reloads or retrains through the builders.)
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -32,6 +33,8 @@ from video_processing.kinetics_module import KineticsDataModule
 class Run:
     """Data, model and trainer settings of one run; `name` is its folder under the logs folder.
 
+    Data and model settings carry the names of `KineticsDataModule`'s and `VideoClassificationLightningModule`'s
+    arguments, and `build_data`/`build_model` pass each on by that name: one spelling, nothing to keep in step.
     `backbone` is a registry name (`backbones.BACKBONES`); `stem_dim_out` sizes the from-scratch "resnet" only.
     `unfreeze_at_epoch` None trains every layer from the start; a number freezes a pretrained backbone until then.
     `num_workers` None means one loader process per CPU core, counted when the loaders are built.
@@ -40,7 +43,7 @@ class Run:
     """
 
     name: str
-    clip_duration_s: float
+    clip_duration: float
     num_frames: int
     crop_size: int
     min_short_side: int
@@ -59,14 +62,14 @@ class Run:
 
 # A thin ResNet-50 (stem_dim_out 8) on 64 px crops: trains on a CPU. CPU has configs/synthetic.yaml's sizes
 # (what `make demo` trains; tests/test_runs.py checks that they agree).
-_THIN = dict(clip_duration_s=1.5, num_frames=8, crop_size=64, min_short_side=64, max_short_side=80, stem_dim_out=8)
+_THIN = dict(clip_duration=1.5, num_frames=8, crop_size=64, min_short_side=64, max_short_side=80, stem_dim_out=8)
 SMOKE = Run("notebook_smoke", **_THIN, batch_size=8, num_workers=0, max_epochs=2, lr=3e-3, limit_batches=4)
 CPU = Run("notebook_cpu", **_THIN, batch_size=8, num_workers=2, max_epochs=30, lr=5e-3)
 # A few hundred real clips (the UCF101 subset) from scratch: a half-width ResNet-50 on 112 px crops of 8 frames,
 # trained for many short epochs. A full Kinetics-sized model would only memorise so little data.
 UCF101 = Run(
     "notebook_ucf101",
-    clip_duration_s=2.0,
+    clip_duration=2.0,
     num_frames=8,
     crop_size=112,
     min_short_side=128,
@@ -80,7 +83,7 @@ UCF101 = Run(
 # The Kinetics model: ResNet-50 at full width, 8 frames of 2 s clips, 224 px crops of a 256-320 px short side.
 KINETICS = Run(
     "notebook_kinetics",
-    clip_duration_s=2.0,
+    clip_duration=2.0,
     num_frames=8,
     crop_size=224,
     min_short_side=256,
@@ -118,7 +121,7 @@ def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tup
         unfreeze_at_epoch=2,
         num_frames=entry.num_frames,
         crop_size=entry.crop_size,
-        clip_duration_s=entry.clip_duration_s,
+        clip_duration=entry.clip_duration_s,
         min_short_side=entry.short_side,
         max_short_side=round(entry.short_side * 1.25),
         batch_size=16,
@@ -132,7 +135,7 @@ def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tup
             crop_size=64,
             min_short_side=72,
             max_short_side=88,
-            clip_duration_s=min(entry.clip_duration_s, 1.5),
+            clip_duration=min(entry.clip_duration_s, 1.5),
             batch_size=8,
             num_workers=0,
             max_epochs=2,
@@ -149,22 +152,17 @@ def loader_workers(run: Run) -> int:
     return (os.cpu_count() or 2) if run.num_workers is None else run.num_workers
 
 
+def _arguments_of(cls: type, run: Run) -> dict:
+    """The run's settings that `cls.__init__` takes, by their shared names."""
+    accepted = inspect.signature(cls).parameters
+    return {field.name: getattr(run, field.name) for field in fields(run) if field.name in accepted}
+
+
 def build_data(data_path: str | Path, run: Run) -> KineticsDataModule:
     """The data module for `run`'s clips, normalized as the backbone's registry entry expects."""
     entry = get_backbone(run.backbone)
-    return KineticsDataModule(
-        data_path=str(data_path),
-        clip_duration=run.clip_duration_s,
-        batch_size=run.batch_size,
-        num_workers=loader_workers(run),
-        num_frames=run.num_frames,
-        crop_size=run.crop_size,
-        min_short_side=run.min_short_side,
-        max_short_side=run.max_short_side,
-        mean=entry.mean,
-        std=entry.std,
-        transforms_on_device=run.transforms_on_device,
-    )
+    settings = _arguments_of(KineticsDataModule, run) | {"num_workers": loader_workers(run)}
+    return KineticsDataModule(data_path=str(data_path), mean=entry.mean, std=entry.std, **settings)
 
 
 def build_model(
@@ -174,13 +172,8 @@ def build_model(
     return VideoClassificationLightningModule(
         num_classes=data.num_classes,
         class_names=data.classes,
-        lr=run.lr,
-        stem_dim_out=run.stem_dim_out,
-        num_frames=run.num_frames,
-        crop_size=run.crop_size,
-        backbone=run.backbone,
-        pretrained=run.pretrained,
         weights_url=weights_url,
+        **_arguments_of(VideoClassificationLightningModule, run),
     )
 
 

@@ -18,7 +18,6 @@ import tarfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -141,29 +140,3 @@ def serve_directory(root: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-@dataclass(frozen=True)
-class Sources:
-    """Where a lesson gets its dataset and weights: `folder` under data/, and the archive's and weights' address
-    with the archive's sha256 (None: the pinned archive, the registry's weights)."""
-
-    folder: str
-    archive_url: str | None = None
-    archive_sha256: str | None = None
-    weights_url: str | None = None
-
-
-REAL_SOURCES = Sources("ucf101_subset")
-
-
-@contextmanager
-def served_standins(folder: Path, backbone: str) -> Iterator[Sources]:
-    """Stand-ins of the UCF101 subset and of `backbone`'s weights, written under `folder` and served on
-    127.0.0.1 while the block runs: the `Sources` to download them from, through the real download code."""
-    served = Path(folder)
-    archive = served / "UCF101_subset.tar.gz"
-    sha256 = make_ucf101_archive(archive, seconds=2.0)  # longer than the smoke runs' clips
-    weights = write_standin_weights(backbone, served)
-    with serve_directory(served) as url:
-        yield Sources("ucf101_standin", f"{url}/{archive.name}", sha256, f"{url}/{weights.name}")

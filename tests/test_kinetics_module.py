@@ -123,20 +123,21 @@ def test_ddp_ranks_read_disjoint_videos(small_dataset, tmp_path):
 
 
 def test_transforms_on_device_give_uint8_batches_and_the_same_clips_and_views(small_dataset):
-    batches = {}
+    batches, modules = {}, {}
     for on_device in (False, True):
-        dm = _data(small_dataset, transforms_on_device=on_device)
+        dm = modules[on_device] = _data(small_dataset, transforms_on_device=on_device)
         dm.setup("fit")
         torch.manual_seed(0)  # the same random clips, crops and flips
         loaders = dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()
         batches[on_device] = tuple(next(iter(loader)) for loader in loaders)
+    assert modules[True].uint8_batches and not modules[False].uint8_batches
     for float_batch, uint8_batch in zip(batches[False], batches[True], strict=True):
         assert uint8_batch["video"].dtype == torch.uint8 and uint8_batch["video"].shape == float_batch["video"].shape
         assert uint8_batch["video_name"] == float_batch["video_name"]
-        finished = dm.on_after_batch_transfer(uint8_batch, 0)  # what the Trainer does on the batch's device
+        finished = modules[True].on_after_batch_transfer(uint8_batch, 0)  # what the Trainer does on the batch's device
         torch.testing.assert_close(finished["video"], float_batch["video"], rtol=0, atol=1e-6)
     float_video = batches[False][0]["video"]
-    assert dm.on_after_batch_transfer(batches[False][0], 0)["video"] is float_video  # float clips pass through
+    assert modules[False].on_after_batch_transfer(batches[False][0], 0)["video"] is float_video  # float clips pass
 
 
 class _RecordInputs(pl.Callback):

@@ -207,3 +207,28 @@ def test_balanced_sampling_draws_the_classes_equally(dataset_copy):
 def test_a_test_without_views_is_refused_in_setup(small_dataset, override, message):
     with pytest.raises(ValueError, match=message):
         _data(small_dataset, **override).setup("test")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"test_clips": -1}, r"test_clips=-1 .*pass --data\.test_clips 10 --data\.test_crops 3"),
+        ({"decoder_device": "cuda"}, r"decoder_device cuda .*pass --data\.decoder torchcodec"),
+        ({"decoder": "opencv"}, r"decoder must be one of \('pyav', 'torchcodec'\)"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_when_the_module_is_made(small_dataset, override, message):
+    with pytest.raises(ValueError, match=message):
+        _data(small_dataset, **override)
+
+
+def test_a_fit_without_test_views_trains_and_only_the_test_is_refused(small_dataset):
+    dm = _data(small_dataset, test_clips=0, test_crops=0)
+    model = VideoClassificationLightningModule(num_classes=dm.num_classes, stem_dim_out=4, num_frames=4, crop_size=48)
+    trainer = pl.Trainer(max_steps=1, **QUIET_TRAINING)
+    trainer.fit(model, dm)
+    assert trainer.global_step == 1
+    with pytest.raises(
+        ValueError, match=r"test_clips=0 x test_crops=0 .*pass --data\.test_clips 10 --data\.test_crops 3"
+    ):
+        trainer.test(model, dm)

@@ -36,15 +36,15 @@ def video_name(path: Path, root: Path | None) -> str:
     return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else path.name
 
 
-class RandomClipItems(Dataset, ABC):
-    """One item of one clip per video and access; subclasses `read` the clip.
+class ClipItems(Dataset, ABC):
+    """Items of the clips of `clip_duration_s` and `num_frames` frames of videos; subclasses `read` a video's clips."""
 
-    A video that cannot be read is replaced by the next readable one in the list (so batches stay full) and
-    reported in the item's "skipped" list.
-    """
-
-    def __init__(self, records: list[VideoRecord], *, root: Path | None = None):
+    def __init__(
+        self, records: list[VideoRecord], *, clip_duration_s: float, num_frames: int, root: Path | None = None
+    ):
         self.records = records
+        self.clip_duration_s = clip_duration_s
+        self.num_frames = num_frames
         self.root = root
 
     def __len__(self) -> int:
@@ -52,7 +52,15 @@ class RandomClipItems(Dataset, ABC):
 
     @abstractmethod
     def read(self, path: Path) -> Clips:
-        """The video's one clip: (1, C, T, H, W) pixels, or a list of one plan. Raises VideoError."""
+        """The video's clips: (N, C, T, H, W) pixels, or a list of N plans. Raises VideoError."""
+
+
+class RandomClipItems(ClipItems):
+    """One item of one clip per video and access (`read` gives one).
+
+    A video that cannot be read is replaced by the next readable one in the list (so batches stay full) and
+    reported in the item's "skipped" list.
+    """
 
     def __getitem__(self, index: int) -> dict:
         skipped = []
@@ -73,19 +81,8 @@ class RandomClipItems(Dataset, ABC):
         )
 
 
-class WholeVideoItems(Dataset, ABC):
-    """One item of several clips per video, deterministic; subclasses `read` them and say what `no_clips` is."""
-
-    def __init__(self, records: list[VideoRecord], *, root: Path | None = None):
-        self.records = records
-        self.root = root
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    @abstractmethod
-    def read(self, path: Path) -> Clips:
-        """The video's clips: (N, C, T, H, W) pixels, or a list of N plans. Raises VideoError."""
+class WholeVideoItems(ClipItems):
+    """One item of all of a video's clips, deterministic; a video that cannot be read gives an empty item."""
 
     @abstractmethod
     def no_clips(self) -> Clips:
@@ -116,9 +113,7 @@ class RandomClipDataset(RandomClipItems):
         root: Path | None = None,
         decode: Callable = decode_random_clip,
     ):
-        super().__init__(records, root=root)
-        self.clip_duration_s = clip_duration_s
-        self.num_frames = num_frames
+        super().__init__(records, clip_duration_s=clip_duration_s, num_frames=num_frames, root=root)
         self.transform = transform
         self.decode = decode
 
@@ -143,9 +138,7 @@ class UniformClipsDataset(WholeVideoItems):
         root: Path | None = None,
         decode: Callable = decode_uniform_clips,
     ):
-        super().__init__(records, root=root)
-        self.clip_duration_s = clip_duration_s
-        self.num_frames = num_frames
+        super().__init__(records, clip_duration_s=clip_duration_s, num_frames=num_frames, root=root)
         self.crop_size = crop_size
         self.transform = transform
         self.decode = decode

@@ -43,9 +43,7 @@ class PlannedRandomClipDataset(RandomClipItems):
         planner: TrainClipPlanner,
         root: Path | None = None,
     ):
-        super().__init__(records, root=root)
-        self.clip_duration_s = clip_duration_s
-        self.num_frames = num_frames
+        super().__init__(records, clip_duration_s=clip_duration_s, num_frames=num_frames, root=root)
         self.planner = planner
 
     def read(self, path: Path) -> list[PlannedClip]:
@@ -54,18 +52,6 @@ class PlannedRandomClipDataset(RandomClipItems):
 
 class PlannedUniformClipsDataset(WholeVideoItems):
     """`UniformClipsDataset`'s clips, planned: each item's "video" is the list of the video's eval plans."""
-
-    def __init__(
-        self,
-        records: list[VideoRecord],
-        *,
-        clip_duration_s: float,
-        num_frames: int,
-        root: Path | None = None,
-    ):
-        super().__init__(records, root=root)
-        self.clip_duration_s = clip_duration_s
-        self.num_frames = num_frames
 
     def read(self, path: Path) -> list[PlannedClip]:
         return plan_uniform_clips(path, self.clip_duration_s, self.num_frames)  # the eval preset draws nothing

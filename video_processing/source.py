@@ -45,10 +45,10 @@ class ClipSettings:
     loader_timeout_s: float
 
     def train_transform(self) -> Transform:
-        sides = dict(min_short_side=self.min_short_side, max_short_side=self.max_short_side)
         return train_preset(
             crop_size=self.crop_size,
-            **sides,
+            min_short_side=self.min_short_side,
+            max_short_side=self.max_short_side,
             hflip_prob=self.hflip_prob,
             mean=self.mean,
             std=self.std,

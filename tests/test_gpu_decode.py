@@ -11,17 +11,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from tests.conftest import SMALL_DATA_KWARGS
-from video_processing.datasets import RandomClipDataset, UniformClipsDataset, collate_clips
+from video_processing.datasets import RandomClipDataset, UniformClipsDataset
 from video_processing.decoders import DecoderUnavailable
-from video_processing.gpu_decode import (
-    PlannedClipDecoder,
-    PlannedRandomClipDataset,
-    PlannedUniformClipsDataset,
-    TrainClipPlanner,
-    decode_ahead,
-)
-from video_processing.kinetics_module import KineticsDataModule, PlanDecodingDataLoader
+from video_processing.gpu_decode import PlanDecodingDataLoader, PlannedClipDecoder, decode_ahead
+from video_processing.items import collate_clips
+from video_processing.kinetics_module import KineticsDataModule
 from video_processing.layouts import load_dataset
+from video_processing.planning import PlannedRandomClipDataset, PlannedUniformClipsDataset, TrainClipPlanner
 from video_processing.transforms import eval_preset, train_preset
 from video_processing.video import decode_random_clip, decode_uniform_clips, open_video, random_clip_window, video_info
 
@@ -48,16 +44,16 @@ def test_a_plan_holds_the_cpu_paths_window_and_frames(records):
     record = records.train[0]
     planned = PlannedRandomClipDataset(records.train, planner=TrainClipPlanner(**SIZES, hflip_prob=0.5), **CLIP)
     torch.manual_seed(3)
-    plan = planned[0]["plans"][0]
+    plan = planned[0]["video"][0]
     container = open_video(record.path)
     duration_s = video_info(container).duration_s
     container.close()
     torch.manual_seed(3)
-    assert plan.clip.window == random_clip_window(duration_s, 1.0)  # the same draw
+    assert plan.window == random_clip_window(duration_s, 1.0)  # the same draw
     torch.manual_seed(3)
     frames = decode_random_clip(record.path, 1.0, 4)
-    assert torch.equal(_frames_at(record.path, plan.clip.times), frames)  # the same kept frames
-    assert (plan.clip.height, plan.clip.width) == frames.shape[-2:]
+    assert torch.equal(_frames_at(record.path, plan.times), frames)  # the same kept frames
+    assert (plan.height, plan.width) == frames.shape[-2:]
 
 
 def test_planned_training_clips_equal_the_uint8_presets_clips(records):
@@ -68,26 +64,24 @@ def test_planned_training_clips_equal_the_uint8_presets_clips(records):
     flips = set()
     for seed in range(6):  # crops and flips differ from seed to seed; each is the preset's
         torch.manual_seed(seed)
-        plan = planned[seed]["plans"][0]
+        plan = planned[seed]["video"][0]
         torch.manual_seed(seed)
         expected = cpu[seed]["video"][0]
-        frames = _frames_at(plan.clip.path, plan.clip.times)
+        frames = _frames_at(plan.path, plan.times)
         assert torch.equal(decoder.clip(plan, frames), expected)
         flips.add(plan.flip)
     assert flips == {True, False}
 
 
 def test_planned_validation_clips_equal_the_eval_presets_clips(records):
-    planned = PlannedUniformClipsDataset(records.val, crop_size=48, **CLIP)
+    planned = PlannedUniformClipsDataset(records.val, **CLIP)
     cpu = UniformClipsDataset(records.val, crop_size=48, transform=eval_preset(crop_size=48, short_side=56), **CLIP)
-    plans, expected = planned[1]["plans"], cpu[1]["video"]
+    plans, expected = planned[1]["video"], cpu[1]["video"]
     assert len(plans) == len(expected) == len(decode_uniform_clips(records.val[1].path, 1.0, 4))
     decoder = PlannedClipDecoder("cpu", crop_size=48, short_side=56)
     pixels = eval_preset(crop_size=48, short_side=56, uint8=True)
     for plan, clip in zip(plans, decode_uniform_clips(records.val[1].path, 1.0, 4), strict=True):
-        assert plan.box is None and torch.equal(
-            decoder.clip(plan, _frames_at(plan.clip.path, plan.clip.times)), pixels(clip)
-        )
+        assert plan.box is None and torch.equal(decoder.clip(plan, _frames_at(plan.path, plan.times)), pixels(clip))
 
 
 def test_decode_ahead_gives_the_cpu_loaders_batches(records, torchcodec_ffmpeg):
@@ -100,7 +94,7 @@ def test_decode_ahead_gives_the_cpu_loaders_batches(records, torchcodec_ffmpeg):
     expected = list(DataLoader(cpu, batch_size=4, collate_fn=collate_clips))
     assert len(decoded) == len(expected) == 6
     for got, want in zip(decoded, expected, strict=True):
-        assert "plans" not in got and got["video_name"] == want["video_name"]
+        assert isinstance(got["video"], torch.Tensor) and got["video_name"] == want["video_name"]
         assert got["video"].dtype == torch.uint8 and (got["video"].int() - want["video"].int()).abs().max() <= 1
 
 
@@ -125,7 +119,7 @@ def test_gpu_decoding_without_a_gpu_fails_at_once_naming_the_option(small_datase
 
 
 def test_workers_plan_and_the_main_process_decodes(records, torchcodec_ffmpeg):
-    planned = PlannedUniformClipsDataset(records.val, crop_size=48, **CLIP)
+    planned = PlannedUniformClipsDataset(records.val, **CLIP)
     decoder = PlannedClipDecoder("cpu", crop_size=48, short_side=56)  # the GPU's stand-in
     loader = PlanDecodingDataLoader(
         planned, batch_size=4, num_workers=1, collate_fn=collate_clips, clip_decoder=decoder

@@ -123,20 +123,21 @@ def test_ddp_ranks_read_disjoint_videos(small_dataset, tmp_path):
 
 
 def test_transforms_on_device_give_uint8_batches_and_the_same_clips_and_views(small_dataset):
-    batches = {}
+    batches, modules = {}, {}
     for on_device in (False, True):
-        dm = _data(small_dataset, transforms_on_device=on_device)
+        dm = modules[on_device] = _data(small_dataset, transforms_on_device=on_device)
         dm.setup("fit")
         torch.manual_seed(0)  # the same random clips, crops and flips
         loaders = dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()
         batches[on_device] = tuple(next(iter(loader)) for loader in loaders)
+    assert modules[True].uint8_batches and not modules[False].uint8_batches
     for float_batch, uint8_batch in zip(batches[False], batches[True], strict=True):
         assert uint8_batch["video"].dtype == torch.uint8 and uint8_batch["video"].shape == float_batch["video"].shape
         assert uint8_batch["video_name"] == float_batch["video_name"]
-        finished = dm.on_after_batch_transfer(uint8_batch, 0)  # what the Trainer does on the batch's device
+        finished = modules[True].on_after_batch_transfer(uint8_batch, 0)  # what the Trainer does on the batch's device
         torch.testing.assert_close(finished["video"], float_batch["video"], rtol=0, atol=1e-6)
     float_video = batches[False][0]["video"]
-    assert dm.on_after_batch_transfer(batches[False][0], 0)["video"] is float_video  # float clips pass through
+    assert modules[False].on_after_batch_transfer(batches[False][0], 0)["video"] is float_video  # float clips pass
 
 
 class _RecordInputs(pl.Callback):
@@ -206,3 +207,28 @@ def test_balanced_sampling_draws_the_classes_equally(dataset_copy):
 def test_a_test_without_views_is_refused_in_setup(small_dataset, override, message):
     with pytest.raises(ValueError, match=message):
         _data(small_dataset, **override).setup("test")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"test_clips": -1}, r"test_clips=-1 .*pass --data\.test_clips 10 --data\.test_crops 3"),
+        ({"decoder_device": "cuda"}, r"decoder_device cuda .*pass --data\.decoder torchcodec"),
+        ({"decoder": "opencv"}, r"decoder must be one of \('pyav', 'torchcodec'\)"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_when_the_module_is_made(small_dataset, override, message):
+    with pytest.raises(ValueError, match=message):
+        _data(small_dataset, **override)
+
+
+def test_a_fit_without_test_views_trains_and_only_the_test_is_refused(small_dataset):
+    dm = _data(small_dataset, test_clips=0, test_crops=0)
+    model = VideoClassificationLightningModule(num_classes=dm.num_classes, stem_dim_out=4, num_frames=4, crop_size=48)
+    trainer = pl.Trainer(max_steps=1, **QUIET_TRAINING)
+    trainer.fit(model, dm)
+    assert trainer.global_step == 1
+    with pytest.raises(
+        ValueError, match=r"test_clips=0 x test_crops=0 .*pass --data\.test_clips 10 --data\.test_crops 3"
+    ):
+        trainer.test(model, dm)

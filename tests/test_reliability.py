@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader, get_worker_info
 from video_processing.__main__ import VideoClassificationCLI
 from video_processing.check_data import check_file
 from video_processing.classification import VideoClassificationLightningModule, make_kinetics_resnet
-from video_processing.datasets import RandomClipDataset, collate_clips
+from video_processing.datasets import RandomClipDataset
+from video_processing.items import collate_clips
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.layouts import LayoutError
 from video_processing.loaders import LoaderError

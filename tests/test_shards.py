@@ -82,6 +82,31 @@ def test_a_folder_of_shards_is_recognised_and_an_unfinished_one_refused(small_sh
         _data(tmp_path).setup("fit")
 
 
+@pytest.mark.parametrize(
+    "override",
+    [{"decoder": "torchcodec"}, {"decoder_device": "cuda"}, {"decoder": "torchcodec", "decoder_device": "cuda"}],
+)
+def test_shards_refuse_another_decoder_once_naming_what_works(small_shards, override):
+    """One message, whichever decoder option is set: leave both at their defaults, or decode from the files."""
+    with pytest.raises(ValueError, match=r"decoded from memory with PyAV.*leave both at their defaults.*video files"):
+        _data(small_shards, **override)
+
+
+def test_shards_refuse_balanced_sampling_naming_what_works(small_shards):
+    with pytest.raises(ValueError, match=r"drop --data\.balanced_sampling, or train from the video files"):
+        _data(small_shards, balanced_sampling=True)
+
+
+def test_prepare_shards_with_only_crf_re_encodes(small_dataset, tmp_path):
+    import litdata
+
+    out = tmp_path / "shards"
+    main([str(small_dataset), str(out), "--format", "shards", "--workers", "1", "--crf", "45"])
+    sample = litdata.StreamingDataset(str(out / "train"))[0]
+    original = (small_dataset / sample["name"]).read_bytes()
+    assert len(bytes(sample["video"])) < len(original)  # re-encoded at a lower quality, not the file's bytes
+
+
 @pytest.mark.parametrize("stage", ["validate", "test"])
 def test_validation_and_test_batches_equal_the_file_layouts(small_shards, small_dataset, stage):
     """The same clips (test: the same clips x crops), decoded from the shards' bytes, transformed alike, in the same

@@ -1,11 +1,11 @@
-"""GPU decoding (NVDEC) inside an ordinary DataLoader: workers plan clips on the CPU, the main process decodes them.
+"""Decoding planned clips in the main process (NVDEC on a GPU), inside an ordinary DataLoader.
 
 CUDA cannot start in forked loader workers, so the work is split:
-1. Workers plan each clip, cheaply and on the CPU: the file, the kept frames' times (from packet timestamps, no
-   decoding), the crop box and the flip. They draw random numbers in the order the CPU path does (window, then
-   scale and crop, then flip), so with the same seed both paths sample the same clips.
-2. The main process decodes the planned frames on the GPU with torchcodec and crops, resizes and flips them
-   there (uint8), in a background thread on its own CUDA stream, `prefetch` batches ahead of the training step.
+1. Workers plan each clip, cheaply and on the CPU (`planning.py`): the file, the kept frames' times, the crop box
+   and the flip.
+2. The main process decodes the planned frames with torchcodec on `PlannedClipDecoder`'s device and crops,
+   resizes and flips them there (uint8), in a background thread on its own CUDA stream, `prefetch` batches ahead
+   of the training step (`PlanDecodingDataLoader`).
 3. `KineticsDataModule.on_after_batch_transfer` converts the uint8 clips to float and normalizes them, as for
    any uint8 batch (`transforms.normalize_clips`).
 """
@@ -16,69 +16,15 @@ import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import torch
 from torchvision.transforms.v2 import functional as F
 
-from video_processing.datasets import RandomClipDataset, UniformClipsDataset
 from video_processing.decoders import decode_planned
-from video_processing.transforms import AsVideo, CropBox, RandomShortSideScaleCrop, ToCTHW, eval_preset, resized_crop
-from video_processing.video import PlannedClip, plan_random_clip, plan_uniform_clips
-
-
-@dataclass(frozen=True)
-class ClipPlan:
-    """A clip to decode and how to crop it: `box` None means the eval preset (short side, center crop)."""
-
-    clip: PlannedClip
-    box: CropBox | None = None
-    flip: bool = False
-
-
-class TrainClipPlanner:
-    """PlannedClip -> ClipPlan with the train preset's random crop box and flip, drawn as the preset draws them."""
-
-    def __init__(self, *, crop_size: int, min_short_side: int, max_short_side: int, hflip_prob: float):
-        self.scale_crop = RandomShortSideScaleCrop(crop_size, min_short_side, max_short_side)
-        self.hflip_prob = hflip_prob
-
-    def __call__(self, clip: PlannedClip) -> ClipPlan:
-        box = self.scale_crop.crop_box(clip.height, clip.width)
-        flip = bool(torch.rand(1) < self.hflip_prob)  # as v2.RandomHorizontalFlip decides
-        return ClipPlan(clip, box, flip)
-
-
-def eval_clip_plan(clip: PlannedClip) -> ClipPlan:
-    """The eval preset takes no random numbers: the plan is the clip itself."""
-    return ClipPlan(clip)
-
-
-def _plans(self, clips: list[PlannedClip]) -> list[ClipPlan]:
-    return [self.transform(clip) for clip in clips]
-
-
-class PlannedRandomClipDataset(RandomClipDataset):
-    """`RandomClipDataset` whose items hold the clip's plan ("plans", a list of one ClipPlan) instead of pixels."""
-
-    def __init__(self, records, *, planner: TrainClipPlanner, **kwargs):
-        super().__init__(records, transform=planner, decode=plan_random_clip, **kwargs)
-
-    item_key = "plans"
-    _views = _plans
-
-
-class PlannedUniformClipsDataset(UniformClipsDataset):
-    """`UniformClipsDataset` whose items hold the video's clip plans ("plans") instead of pixels."""
-
-    def __init__(self, records, **kwargs):
-        super().__init__(records, transform=eval_clip_plan, decode=plan_uniform_clips, **kwargs)
-
-    item_key = "plans"
-    _views = _plans
-
-    def _no_views(self) -> list:
-        return []
+from video_processing.items import with_video
+from video_processing.loaders import HintingDataLoader
+from video_processing.transforms import AsVideo, ToCTHW, eval_preset, resized_crop
+from video_processing.video import PlannedClip
 
 
 class PlannedClipDecoder:
@@ -95,7 +41,7 @@ class PlannedClipDecoder:
         self.crop_size = crop_size
         self.eval_pixels = eval_preset(crop_size=crop_size, short_side=short_side, uint8=True)
 
-    def clip(self, plan: ClipPlan, frames: torch.Tensor) -> torch.Tensor:
+    def clip(self, plan: PlannedClip, frames: torch.Tensor) -> torch.Tensor:
         """Decoded frames (T, C, H, W) -> the cropped uint8 clip (C, T, crop_size, crop_size)."""
         if plan.box is None:
             return self.eval_pixels(frames)
@@ -103,16 +49,16 @@ class PlannedClipDecoder:
         return ToCTHW()(F.horizontal_flip(video) if plan.flip else video)
 
     def decode_batch(self, batch: dict) -> dict:
-        """The batch with "plans" replaced by "video", its decoded clips on `device`."""
+        """The batch with its plans replaced by their decoded clips on `device`."""
         clips = []
         # one decoder per run of plans of one file (a video's uniform clips), in the batch's order
-        for _, run in itertools.groupby(batch["plans"], key=lambda plan: plan.clip.path):
+        for _, run in itertools.groupby(batch["video"], key=lambda plan: plan.path):
             group = list(run)
-            frames = decode_planned([p.clip for p in group], self.device)
+            frames = decode_planned(group, self.device)
             clips += [self.clip(p, f) for p, f in zip(group, frames, strict=True)]
         shape = (0, 3, 0, self.crop_size, self.crop_size)
         video = torch.stack(clips) if clips else torch.empty(shape, dtype=torch.uint8, device=self.device)
-        return {"video": video, **{k: v for k, v in batch.items() if k != "plans"}}
+        return with_video(batch, video)
 
 
 def decode_ahead(batches: Iterable[dict], clip_decoder: PlannedClipDecoder, prefetch: int = 2) -> Iterator[dict]:
@@ -145,3 +91,14 @@ def _ready(batch: dict, stream: torch.cuda.Stream | None) -> dict:
     if stream is not None:  # memory made on the decode stream, used on the step's: keep it until both finish
         batch["video"].record_stream(torch.cuda.current_stream(batch["video"].device))
     return batch
+
+
+class PlanDecodingDataLoader(HintingDataLoader):
+    """A loader of planned clips (`planning.py`) whose batches arrive decoded on `clip_decoder`'s device."""
+
+    def __init__(self, *args, clip_decoder: PlannedClipDecoder, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clip_decoder = clip_decoder
+
+    def __iter__(self):
+        return decode_ahead(super().__iter__(), self.clip_decoder)

@@ -1,51 +1,24 @@
-"""KineticsDataModule: dataset layouts + decoding + transform presets -> train, validation and test loaders."""
+"""KineticsDataModule: a dataset (files or shards) + decoding + transform presets -> train, validation, test loaders."""
 
 from __future__ import annotations
 
-import math
 import os
-from functools import cached_property
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from video_processing import shards
-from video_processing.datasets import (
-    MultiViewClipsDataset,
-    RandomClipDataset,
-    Transform,
-    UniformClipsDataset,
-    collate_clips,
-)
-from video_processing.decoders import check_decoder, clip_decoders
-from video_processing.gpu_decode import (
-    PlannedClipDecoder,
-    PlannedRandomClipDataset,
-    PlannedUniformClipsDataset,
-    TrainClipPlanner,
-    decode_ahead,
-)
-from video_processing.layouts import Dataset, LayoutError, check_splits, load_dataset
-from video_processing.loaders import HintingDataLoader
-from video_processing.samplers import BalancedDistributedSampler
-from video_processing.transforms import (
-    KINETICS_MEAN,
-    KINETICS_STD,
-    eval_preset,
-    multi_view_preset,
-    normalize_clips,
-    train_preset,
-)
-from video_processing.video import VideoError, VideoInfo, open_video, video_info
+from video_processing.decoders import check_decoder
+from video_processing.file_sources import FileSource, PlannedSource
+from video_processing.items import with_video
+from video_processing.layouts import Dataset as Layout
+from video_processing.shard_source import ShardSource
+from video_processing.source import ClipSettings, Source
+from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, normalize_clips
 
 DEFAULT_DATA_PATH = "data/kinetics"
-
-# Headers read in setup to check that clips fit the videos: enough to catch a wrong unit, quick on Kinetics.
-HEADER_SAMPLE_SIZE = 32
 
 
 def default_data_path() -> str:
@@ -54,7 +27,7 @@ def default_data_path() -> str:
 
 
 class KineticsDataModule(pl.LightningDataModule):
-    """Kinetics (or any dataset in a supported layout) as batches of clips.
+    """Kinetics (or any dataset in a supported layout) as batches of clips; the batches are described in `items.py`.
 
     Args:
         data_path: dataset folder in one of the layouts of `layouts.py`, or shards (`shards.py`: a folder or a
@@ -84,14 +57,15 @@ class KineticsDataModule(pl.LightningDataModule):
             clips (PyTorchVideo's constant-clips-per-video sampler) x `test_crops` crops along the long side of
             each clip scaled to `min_short_side` (3: left, centre, right; 1: centre). 10 x 3 is the protocol
             of PyTorchVideo's model zoo and PySlowFast. A test batch holds all views of `batch_size` videos.
+            0 leaves the test out (fit, validate and predict never build the test set).
         balanced_sampling: draw training videos so that every class is drawn equally often per epoch
             (`samplers.BalancedDistributedSampler`; under DDP each rank takes a disjoint share of the draws).
 
-    Batches are dicts: video float (B, C, T, H, W), label long (B,), video_name (list of B), video_index long
-    (B,), skipped (list of (path, reason) for videos that could not be read). With transforms_on_device (or
-    decoder_device cuda) the loaders' video is uint8 (B, C, T, H, W) instead, and the Trainer makes it the
-    float clips above in `on_after_batch_transfer`; iterating a loader without a Trainer, call
-    `data.device_transform(batch["video"])` (after moving it to its device) to get them.
+    Settings that cannot work together (shards with torchcodec or GPU decoding, or with balanced sampling; GPU
+    decoding without a GPU or torchcodec; negative test views) are refused here, naming what works instead.
+    The arguments are kept once, in `self.hparams` (saved in checkpoints), and read as attributes:
+    `data.batch_size`. Everything else is the source's, chosen here from `data_path` and the decoder settings
+    (`source.py`): files decoded in the workers, files planned in the workers and decoded on a device, shards.
     """
 
     def __init__(
@@ -117,328 +91,153 @@ class KineticsDataModule(pl.LightningDataModule):
         balanced_sampling: bool = False,
     ):
         super().__init__()
-        check_decoder(decoder, decoder_device)  # fails here, naming the option, not in a worker or a hang later
         self.save_hyperparameters()
-        # How to point the module elsewhere depends on where the path came from: KINETICS_DATA_PATH is only
-        # read when no data_path is given (a config's data_path wins over it).
-        if data_path:
-            self._data_path_fix = "Pass --data.data_path DIR (or data_path=DIR)"
-        elif "KINETICS_DATA_PATH" in os.environ:
-            self._data_path_fix = "It came from KINETICS_DATA_PATH: set it (or pass --data.data_path DIR)"
-        else:
-            self._data_path_fix = "Set KINETICS_DATA_PATH or pass --data.data_path DIR"
-        data_path = data_path or default_data_path()
-        self.data_path = data_path if shards.is_remote(data_path) else Path(data_path)
-        self.clip_duration = clip_duration
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.num_frames = num_frames
-        self.crop_size = crop_size
-        self.min_short_side = min_short_side
-        self.max_short_side = max_short_side
-        self.hflip_prob = hflip_prob
-        self.loader_timeout_s = loader_timeout_s
-        self.mean = tuple(mean)
-        self.std = tuple(std)
-        self.transforms_on_device = transforms_on_device
-        self.decoder = decoder
-        self.decoder_device = decoder_device
-        self.cache_dir = cache_dir
-        self.test_clips = test_clips
-        self.test_crops = test_crops
-        self.balanced_sampling = balanced_sampling
-        self._warned_paths: set[str] = set()
+        clips = ClipSettings(
+            clip_duration=clip_duration,
+            num_frames=num_frames,
+            crop_size=crop_size,
+            min_short_side=min_short_side,
+            max_short_side=max_short_side,
+            hflip_prob=hflip_prob,
+            mean=tuple(mean),
+            std=tuple(std),
+            uint8=self.uint8_batches,
+            test_clips=test_clips,
+            test_crops=test_crops,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            loader_timeout_s=loader_timeout_s,
+        )
+        self.source = open_source(
+            data_path,
+            clips,
+            decoder=decoder,
+            decoder_device=decoder_device,
+            cache_dir=cache_dir,
+            balanced_sampling=balanced_sampling,
+        )
 
-    @cached_property
-    def dataset(self) -> Dataset:
-        """Both splits and the class list, read from `data_path` (files are listed, not opened).
+    def __getattr__(self, name: str):
+        # the constructor's arguments live in self.hparams alone (saved in checkpoints); read them as attributes
+        hparams = self.__dict__.get("_hparams", {})
+        if name in hparams:
+            return hparams[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def uint8_batches(self) -> bool:
+        """Whether the loaders send uint8 clips, made float and normalized on the batch's device (`device_transform`):
+        with transforms_on_device, and with GPU decoding (the decoder crops uint8 frames on the GPU)."""
+        return self.hparams.transforms_on_device or torch.device(self.hparams.decoder_device).type == "cuda"
+
+    @property
+    def data_path(self) -> Path | str:
+        """The dataset folder, or the shards' folder or URL."""
+        return self.source.location
+
+    @property
+    def dataset(self) -> Layout:
+        """A file layout's splits and class list, read from `data_path` (files are listed, not opened).
 
         Raises LayoutError naming the path and the fix when the data cannot train a classifier.
         """
-        if not self.data_path.is_dir():
-            raise LayoutError(
-                f"data_path {self.data_path} does not exist. {self._data_path_fix} to a dataset folder; "
-                "`python -m video_processing.synthetic --out data/synthetic` makes a small one."
-            )
-        dataset = load_dataset(self.data_path)
-        check_splits(dataset, self.data_path)
-        return dataset
-
-    @cached_property
-    def shards_info(self) -> shards.ShardsInfo | None:
-        """What a shard folder or URL's shards.json says; None for the file layouts."""
-        return shards.read_info(self.data_path, self.cache_dir) if shards.is_shard_location(self.data_path) else None
+        return self.source.dataset
 
     @property
     def classes(self) -> list[str]:
-        return self.shards_info.classes if self.shards_info else self.dataset.classes
+        return self.source.classes
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.shards_info is not None:
-            return self._setup_shards()
-        check_clips_fit(self._sample_headers(), self.clip_duration, self.num_frames, self.data_path)
-        if self._decodes_on_gpu:
-            self._setup_planned()
-        else:
-            self._setup_decoded()
-        self.test_set = MultiViewClipsDataset(
-            self.dataset.val,
-            clips_per_video=self.test_clips,
-            clip_duration_s=self.clip_duration,
-            num_frames=self.num_frames,
-            crop_size=self.crop_size,
-            root=self.data_path,
-            transform=self._test_transform(),
-        )
-
-    def _setup_decoded(self) -> None:
-        """Datasets whose workers decode and transform clips with the chosen decoder."""
-        decode_random, decode_uniform = clip_decoders(self.decoder)
-        self.train_set = RandomClipDataset(
-            self.dataset.train,
-            clip_duration_s=self.clip_duration,
-            num_frames=self.num_frames,
-            root=self.data_path,
-            transform=self._train_transform(),
-            decode=decode_random,
-        )
-        self.val_set = UniformClipsDataset(
-            self.dataset.val,
-            clip_duration_s=self.clip_duration,
-            num_frames=self.num_frames,
-            crop_size=self.crop_size,
-            root=self.data_path,
-            transform=self._eval_transform(),
-            decode=decode_uniform,
-        )
+    @property
+    def train_set(self) -> Dataset:
+        return self.source.train_set
 
     @property
-    def _decodes_on_gpu(self) -> bool:
-        return torch.device(self.decoder_device).type == "cuda"
+    def val_set(self) -> Dataset:
+        return self.source.val_set
 
-    def _setup_planned(self) -> None:
-        """Datasets whose workers plan clips (same sampling as `setup`'s), and the decoder of their batches."""
-        self.train_set = PlannedRandomClipDataset(
-            self.dataset.train,
-            clip_duration_s=self.clip_duration,
-            num_frames=self.num_frames,
-            root=self.data_path,
-            planner=TrainClipPlanner(
-                crop_size=self.crop_size,
-                min_short_side=self.min_short_side,
-                max_short_side=self.max_short_side,
-                hflip_prob=self.hflip_prob,
-            ),
-        )
-        self.val_set = PlannedUniformClipsDataset(
-            self.dataset.val,
-            clip_duration_s=self.clip_duration,
-            num_frames=self.num_frames,
-            crop_size=self.crop_size,
-            root=self.data_path,
-        )
-        self.clip_decoder = PlannedClipDecoder(
-            self.decoder_device, crop_size=self.crop_size, short_side=self.min_short_side
-        )
+    @property
+    def test_set(self) -> Dataset:
+        return self.source.test_set
 
-    def _setup_shards(self) -> None:
-        """Streaming splits giving the same items as the file datasets, decoded from the shards' bytes."""
-        if self.decoder != "pyav":
-            raise ValueError(
-                f"shards ({self.data_path}) are decoded from memory with PyAV: drop --data.decoder {self.decoder}"
-            )
-        if self.balanced_sampling:
-            raise ValueError(
-                f"balanced_sampling draws videos by label from a file layout; shards ({self.data_path}) are "
-                "shuffled by the stream: drop --data.balanced_sampling, or train from the files"
-            )
-        check_clips_fit(self.shards_info.headers, self.clip_duration, self.num_frames, self.data_path)
-        sizes = dict(clip_duration_s=self.clip_duration, num_frames=self.num_frames, crop_size=self.crop_size)
-        to_train_item = shards.RandomClipFromSample(**sizes, transform=self._train_transform())
-        to_val_item = shards.UniformClipsFromSample(**sizes, transform=self._eval_transform())
-        to_test_item = shards.MultiViewClipsFromSample(
-            **sizes, transform=self._test_transform(), clips_per_video=self.test_clips
-        )
-        self.train_set = shards.streaming_split(
-            self.data_path, "train", to_train_item, shuffle=True, cache_dir=self.cache_dir
-        )
-        self.val_set = shards.streaming_split(
-            self.data_path, "val", to_val_item, shuffle=False, cache_dir=self.cache_dir
-        )
-        self.test_set = shards.streaming_split(
-            self.data_path, "val", to_test_item, shuffle=False, cache_dir=self.cache_dir
-        )
-
-    def _train_transform(self) -> Transform:
-        return train_preset(
-            crop_size=self.crop_size,
-            min_short_side=self.min_short_side,
-            max_short_side=self.max_short_side,
-            hflip_prob=self.hflip_prob,
-            mean=self.mean,
-            std=self.std,
-            uint8=self.transforms_on_device,
-        )
-
-    def _eval_transform(self) -> Transform:
-        return eval_preset(
-            crop_size=self.crop_size,
-            short_side=self.min_short_side,
-            mean=self.mean,
-            std=self.std,
-            uint8=self.transforms_on_device,
-        )
-
-    def _test_transform(self) -> Transform:
-        return multi_view_preset(
-            crop_size=self.crop_size,
-            short_side=self.min_short_side,
-            num_crops=self.test_crops,
-            mean=self.mean,
-            std=self.std,
-            uint8=self.transforms_on_device or self._decodes_on_gpu,
-        )
-
-    def _sample_headers(self) -> list[VideoInfo]:
-        """Headers of up to HEADER_SAMPLE_SIZE videos spread over both splits (unreadable ones left out).
-
-        Each file is opened and closed here, in the main process before any loader worker starts, so no open
-        container is ever inherited by a forked worker.
-        """
-        records = self.dataset.train + self.dataset.val
-        infos = []
-        for record in records[:: max(1, len(records) // HEADER_SAMPLE_SIZE)][:HEADER_SAMPLE_SIZE]:
-            try:
-                container = open_video(record.path)
-            except VideoError:
-                continue
-            try:
-                infos.append(video_info(container))
-            finally:
-                container.close()
-        return infos
+    def setup(self, stage: str | None = None) -> None:
+        self.source.setup(stage)
 
     def train_dataloader(self) -> DataLoader:
-        if self.shards_info is not None:  # a stream's position within the epoch is saved and resumed
-            self._train_stream = self._loader(self.train_set, shuffle=True)
-            self._resume_train_stream()
-            return self._train_stream
-        if self.balanced_sampling:
-            # rank-aware itself: Lightning would otherwise wrap a custom sampler in a DistributedSampler
-            sampler = BalancedDistributedSampler([record.label for record in self.train_set.records])
-            return self._loader(self.train_set, shuffle=False, sampler=sampler)
-        return self._loader(self.train_set, shuffle=True)
-
-    # Lightning 2.6 saves a stateful train loader's state_dict in the fit loop's checkpoint state, but restores
-    # it only into a loader made after the checkpoint is read; the learning-rate schedule's
-    # `estimated_stepping_batches` makes the loader before. The data module's own state is restored in time.
-    def state_dict(self) -> dict:
-        stream = getattr(self, "_train_stream", None)
-        return {"train_stream": stream.state_dict()} if stream is not None else {}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self._train_stream_state = state_dict.get("train_stream")
-        if getattr(self, "_train_stream", None) is not None:  # strategies that restore after making loaders
-            self._resume_train_stream()
-
-    def _resume_train_stream(self) -> None:
-        if getattr(self, "_train_stream_state", None) is not None:
-            self._train_stream.load_state_dict(self._train_stream_state)
-            self._train_stream_state = None
+        return self.source.train_loader()
 
     def val_dataloader(self) -> DataLoader:
-        return self._whole_videos_loader(self.val_set)
+        return self.source.val_loader()
 
     def predict_dataloader(self) -> DataLoader:
         """`trainer.predict(model, datamodule=data)`: every clip of the validation videos, as in validation."""
-        return self.val_dataloader()
+        return self.source.val_loader()
 
     def test_dataloader(self) -> DataLoader:
         """Multi-view test of the validation split (Kinetics' test labels are not public)."""
-        return self._whole_videos_loader(self.test_set)
+        return self.source.test_loader()
 
-    def _whole_videos_loader(self, dataset: UniformClipsDataset) -> DataLoader:
-        # Under DDP each rank takes whole videos, each exactly once (no padding with repeats), so clip and
-        # video accuracy summed over ranks equal a single-process run's.
-        sampler = None
-        if self.shards_info is not None:  # the stream shares out whole videos itself
-            return self._loader(dataset, shuffle=False)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
-        return self._loader(dataset, shuffle=False, sampler=sampler)
+    def state_dict(self) -> dict:
+        return self.source.state_dict()
 
-    def _loader(self, dataset, *, shuffle: bool, sampler=None) -> DataLoader:
-        if self.shards_info is not None:  # shuffled (or not) by the stream itself
-            return shards.streaming_loader(
-                dataset,
-                batch_size=self.batch_size,
-                num_workers=self.num_workers,
-                timeout_s=self.loader_timeout_s,
-                warned_paths=self._warned_paths,
-            )
-        planned_sets = (PlannedRandomClipDataset, PlannedUniformClipsDataset)  # the test's views are decoded by PyAV
-        planned = {"clip_decoder": self.clip_decoder} if isinstance(dataset, planned_sets) else {}
-        return (PlanDecodingDataLoader if planned else HintingDataLoader)(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            collate_fn=collate_clips,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            timeout=self.loader_timeout_s if self.num_workers > 0 else 0,
-            warned_paths=self._warned_paths,
-            **planned,
-        )
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.source.load_state_dict(state_dict)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """uint8 clips (transforms_on_device, GPU decoding) -> float, normalized, on the batch's device."""
+        """uint8 clips (`uint8_batches`) -> float, normalized, on the batch's device."""
         if not isinstance(batch, dict):  # the model summary's example input, a bare tensor
             return batch
-        return {**batch, "video": self.device_transform(batch["video"])}
+        return with_video(batch, self.device_transform(batch["video"]))
 
     def device_transform(self, video: torch.Tensor) -> torch.Tensor:
-        """A batch's uint8 clips (B, C, T, H, W) -> float, normalized, on their device; float clips unchanged.
+        """A batch's uint8 clips (B, C, T, H, W) -> float, normalized, on their device, when `uint8_batches`;
+        otherwise (float clips), and for a batch whose videos were all unreadable, the clips unchanged.
 
         What the Trainer applies to every batch; call it yourself when iterating a loader without one.
         """
-        return normalize_clips(video, self.mean, self.std) if video.dtype == torch.uint8 else video
+        if not self.uint8_batches or len(video) == 0:
+            return video
+        return normalize_clips(video, self.hparams.mean, self.hparams.std)
 
 
-def check_clips_fit(infos: list[VideoInfo], clip_duration_s: float, num_frames: int, data_path: Path) -> None:
-    """Raise ValueError, naming the argument and the fix, when no sampled video holds a full clip."""
-    if not infos:
-        raise ValueError(
-            f"none of the videos sampled from {data_path} can be opened; find out why with "
-            f"`python -m video_processing.check_data {data_path}`"
+def open_source(
+    data_path: str | None,
+    clips: ClipSettings,
+    *,
+    decoder: str,
+    decoder_device: str,
+    cache_dir: str | None,
+    balanced_sampling: bool,
+) -> Source:
+    """The source of `data_path` (default: `default_data_path()`) for the decoder settings, its settings checked:
+    raises ValueError (or `decoders.DecoderUnavailable`) naming the option and what works instead."""
+    if clips.test_clips < 0 or clips.test_crops < 0:
+        clips.check_test_views()
+    location = data_path or default_data_path()
+    if shards.is_shard_location(location):
+        return ShardSource(
+            location,
+            clips,
+            cache_dir=cache_dir,
+            decoder=decoder,
+            decoder_device=decoder_device,
+            balanced_sampling=balanced_sampling,
         )
-    longest_s = max(info.duration_s for info in infos)
-    if clip_duration_s > longest_s:
-        raise ValueError(
-            f"clip_duration={clip_duration_s} s is longer than every one of {len(infos)} videos sampled from "
-            f"{data_path} (the longest lasts {longest_s:.2f} s): pass --data.clip_duration "
-            f"{math.floor(longest_s * 10) / 10} or less"
-        )
-    most_frames = max(min(info.duration_s, clip_duration_s) * info.fps for info in infos)
-    if most_frames < num_frames:
-        raise ValueError(
-            f"num_frames={num_frames} is more than a clip of {clip_duration_s} s holds in any of "
-            f"{len(infos)} videos sampled from {data_path} (at most {most_frames:.0f} frames): lower "
-            "--data.num_frames or raise --data.clip_duration"
-        )
+    check_decoder(decoder, decoder_device)  # fails here, naming the option, not in a worker or a hang later
+    files = dict(decoder=decoder, balanced_sampling=balanced_sampling, missing_hint=_missing_hint(data_path))
+    if torch.device(decoder_device).type == "cuda":
+        return PlannedSource(Path(location), clips, decoder_device=decoder_device, **files)
+    return FileSource(Path(location), clips, **files)
 
 
-class PlanDecodingDataLoader(HintingDataLoader):
-    """A loader of planned clips (see `gpu_decode.py`) whose batches arrive decoded on `clip_decoder`'s device."""
-
-    def __init__(self, *args, clip_decoder: PlannedClipDecoder, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.clip_decoder = clip_decoder
-
-    def __iter__(self):
-        return decode_ahead(super().__iter__(), self.clip_decoder)
+def _missing_hint(data_path: str | None) -> str:
+    """How to point the module at another folder, which depends on where the path came from: KINETICS_DATA_PATH
+    is only read when no data_path is given (a config's data_path wins over it)."""
+    if data_path:
+        return "Pass --data.data_path DIR (or data_path=DIR)"
+    if "KINETICS_DATA_PATH" in os.environ:
+        return "It came from KINETICS_DATA_PATH: set it (or pass --data.data_path DIR)"
+    return "Set KINETICS_DATA_PATH or pass --data.data_path DIR"

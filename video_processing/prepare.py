@@ -17,8 +17,8 @@ DST/prepare_failures.csv.
 
 `--format shards` writes LitData shards instead (see `shards.py`): each video's bytes, label and header facts
 in chunks of `--chunk-bytes` per split, and DST/shards.json with the class list; copy DST to a bucket and train
-with `--data.data_path s3://bucket/DST`. Videos are stored as they are unless `--short-side` or
-`--keyframe-interval` is given, which re-encodes them as above first. A finished split is kept by a rerun; an
+with `--data.data_path s3://bucket/DST`. Videos are stored as they are unless `--short-side`,
+`--keyframe-interval` or `--crf` is given, which re-encodes them as above first. A finished split is kept by a rerun; an
 unfinished one is written anew.
 """
 
@@ -175,8 +175,8 @@ def write_failures(csv_path: Path, failures: list[tuple[Path, str]]) -> None:
 
 
 def prepare_shards(args: argparse.Namespace, reencode: dict) -> list[tuple[Path, str]]:
-    """`--format shards`: the videos re-encoded only when a size or keyframe interval is asked for."""
-    keep_bytes = args.short_side is None and args.keyframe_interval is None
+    """`--format shards`: the videos re-encoded only when a size, keyframe interval or quality is asked for."""
+    keep_bytes = args.short_side is None and args.keyframe_interval is None and args.crf is None
     encode = shards.file_bytes if keep_bytes else partial(reencoded_bytes, **reencode)
     workers = args.workers or os.cpu_count() or 1
     failures = shards.write_shards(args.src, args.dst, encode=encode, chunk_bytes=args.chunk_bytes, workers=workers)
@@ -191,11 +191,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--format", choices=["files", "shards"], default="files", help="video files or shards")
     parser.add_argument("--short-side", type=int, default=None, help="pixels; larger videos are scaled down (256)")
     parser.add_argument("--keyframe-interval", type=float, default=None, help="seconds between keyframes (1.0)")
-    parser.add_argument("--crf", type=int, default=23, help="H.264 quality: lower is better and larger")
+    parser.add_argument("--crf", type=int, default=None, help="H.264 quality: lower is better and larger (23)")
     parser.add_argument("--chunk-bytes", default="256MB", help="shards: size of a chunk (LitData's chunk_bytes)")
     parser.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
     args = parser.parse_args(argv)
-    reencode = dict(short_side=args.short_side or 256, keyframe_interval_s=args.keyframe_interval or 1.0, crf=args.crf)
+    reencode = dict(
+        short_side=args.short_side or 256,
+        keyframe_interval_s=args.keyframe_interval or 1.0,
+        crf=23 if args.crf is None else args.crf,  # 0 is a quality too (lossless)
+    )
     if args.format == "shards":
         failures = prepare_shards(args, reencode)
     else:

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from video_processing.datasets import _video_name, collate_clips
+from video_processing.datasets import video_name
+from video_processing.items import collate_clips, empty_item, make_item, no_clips
 from video_processing.layouts import SPLITS, VideoRecord, check_splits, load_dataset
 from video_processing.loaders import Hinting
 from video_processing.video import (
@@ -152,7 +153,7 @@ def _write_split(
     shutil.rmtree(out, ignore_errors=True)
     failures_file.unlink(missing_ok=True)
     failures_file.touch()
-    jobs = [ShardJob(i, r.path, _video_name(r.path, src), r.label, failures_file) for i, r in enumerate(records)]
+    jobs = [ShardJob(i, r.path, video_name(r.path, src), r.label, failures_file) for i, r in enumerate(records)]
     # The layouts list videos class by class, and streaming shuffles only chunks and the videos within one:
     # without mixing here, a batch would hold a handful of classes.
     random.Random(0).shuffle(jobs)
@@ -228,15 +229,9 @@ def read_info(location: str | Path, cache_dir: str | Path | None = None) -> Shar
     return ShardsInfo(metadata["classes"], metadata["videos"], headers)
 
 
-def _empty_item(name: str, reason: str, num_frames: int, crop_size: int) -> dict:
-    """The item of a video that cannot be decoded: no clips, and (name, reason) in "skipped"."""
-    return {
-        "video": torch.empty(0, 3, num_frames, crop_size, crop_size),
-        "label": torch.empty(0, dtype=torch.long),
-        "video_name": [],
-        "video_index": torch.empty(0, dtype=torch.long),
-        "skipped": [(name, reason)],
-    }
+def _item(sample: dict, clips: torch.Tensor) -> dict:
+    """The item of a sample whose clips were read (the file datasets' item for the same video)."""
+    return make_item(clips, label=sample["label"], video_name=sample["name"], video_index=sample["index"])
 
 
 @dataclass(frozen=True)
@@ -253,14 +248,8 @@ class RandomClipFromSample:
         try:
             frames = decode_random_clip(video, self.clip_duration_s, self.num_frames)
         except VideoError as e:  # a stream cannot hand out another video in its place: skipped, and named
-            return _empty_item(e.path, e.reason, self.num_frames, self.crop_size)
-        return {
-            "video": self.transform(frames).unsqueeze(0),
-            "label": torch.tensor([sample["label"]]),
-            "video_name": [video.name],
-            "video_index": torch.tensor([sample["index"]]),
-            "skipped": [],
-        }
+            return empty_item(no_clips(self.num_frames, self.crop_size), e.path, e.reason)
+        return _item(sample, self.transform(frames).unsqueeze(0))
 
 
 @dataclass(frozen=True)
@@ -277,15 +266,8 @@ class UniformClipsFromSample:
         try:
             views = self._views(video)
         except VideoError as e:
-            return _empty_item(e.path, e.reason, self.num_frames, self.crop_size)
-        n = len(views)
-        return {
-            "video": views,
-            "label": torch.full((n,), sample["label"]),
-            "video_name": [video.name] * n,
-            "video_index": torch.full((n,), sample["index"]),
-            "skipped": [],
-        }
+            return empty_item(no_clips(self.num_frames, self.crop_size), e.path, e.reason)
+        return _item(sample, views)
 
     def _views(self, video: EncodedVideo) -> torch.Tensor:
         clips = decode_uniform_clips(video, self.clip_duration_s, self.num_frames)
@@ -311,7 +293,7 @@ def streaming_split(
     shuffle: bool,
     cache_dir: str | Path | None = None,
 ) -> litdata.StreamingDataset:
-    """The split's samples as a StreamingDataset of items (see `datasets.py`), shared out over ranks and workers.
+    """The split's samples as a StreamingDataset of items (see `items.py`), shared out over ranks and workers.
 
     Shuffling reorders chunks and the samples inside them, differently every epoch and the same on every rank
     (LitData's fixed seed), so ranks keep disjoint shares. Under DDP, LitData drops the last few training

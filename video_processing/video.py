@@ -24,12 +24,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import av
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
+
+if TYPE_CHECKING:
+    from video_processing.transforms import CropBox
 
 logger = logging.getLogger("video_processing")
 
@@ -194,7 +197,8 @@ class PlannedClip:
     """Which frames a clip keeps, decided from packet timestamps alone: what another decoder needs to decode it.
 
     `times` are the kept frames' presentation times in seconds, exactly the frames `decode_*` would return;
-    `height` and `width` are the decoded frame size the header states.
+    `height` and `width` are the decoded frame size the header states. A training plan adds the train preset's
+    crop `box` and `flip` (`planning.TrainClipPlanner`); `box` None means the eval preset's scale and centre crop.
     """
 
     path: str
@@ -202,6 +206,8 @@ class PlannedClip:
     times: tuple[float, ...]
     height: int
     width: int
+    box: CropBox | None = None
+    flip: bool = False
 
 
 def plan_random_clip(

@@ -75,12 +75,14 @@ def test_loader_benchmark_prints_every_pipeline_and_the_targets(tmp_path):
         assert re.search(r"torchcodec / ours, kinetics clips +[\d.]+", output)
 
 
-def test_train_benchmark_prints_fp32_fast_and_every_loader_row():
+def test_train_benchmark_prints_fp32_fast_larger_batches_and_every_loader_row():
     output = run_benchmark(
         "train_throughput.py",
         "--tiny",
         "--workers",
         "1",
+        "--batches",
+        "4",  # the larger-batch rows (32 and 64 by default), small here
         "--videos",
         "1",
         "--steps",
@@ -96,6 +98,9 @@ def test_train_benchmark_prints_fp32_fast_and_every_loader_row():
     fp32 = row(output, "synthetic", "fp32")
     assert fp32[0] > 0 and fp32[2] == 1.0  # clips/s, ms/step, x fp32
     assert row(output, "synthetic", "fast", "(bf16+cl3d)")[0] > 0
+    assert re.search(r"batch 2 \(lr [\d.e-]+, scaled linearly at other batches\)", output)
+    assert row(output, "synthetic", "fp32", "batch", "4")[2] == 1.0  # x fp32 against fp32 at the same batch
+    assert row(output, "synthetic", "fast", "batch", "4")[0] > 0
     for kind in ("fast", "uint8"):  # uint8: transforms_on_device
         clips_per_s, ms, x_fp32, tflops, mfu, wait = row(output, "loader", "1", "workers", kind)
         assert clips_per_s > 0 and 0 <= mfu < 100 and 0 <= wait <= 100  # percent

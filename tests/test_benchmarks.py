@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torchcodec
 
@@ -134,12 +135,32 @@ def test_shard_benchmark_prints_files_shards_and_cache_rows(tmp_path):
     assert re.search(r"disk use: files [\d.]+ MiB, shards [\d.]+ MiB", output)
 
 
-def test_gpu_checks_say_they_need_a_gpu_and_the_figures_script_parses():
+def test_gpu_checks_say_they_need_a_gpu_and_the_figures_script_parses(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if torch.cuda.is_available():  # on a GPU machine the checks run for real
         assert "uint8 batches normalized on the GPU" in run_benchmark("gpu_checks.py")
     else:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        script = ROOT / "benchmarks" / "gpu_checks.py"
-        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=ROOT)
-        assert result.returncode == 1 and "needs a CUDA GPU" in result.stderr
-    assert subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu_figures.sh")]).returncode == 0
+        for script in ("gpu_checks.py", "nvdec_check.py"):  # nvdec_check.py's argument: a clips folder
+            command = [sys.executable, str(ROOT / "benchmarks" / script), str(tmp_path)]
+            result = subprocess.run(command, capture_output=True, text=True, env=env)
+            assert result.returncode == 1 and "needs a CUDA GPU" in result.stderr, script
+    for script in ("gpu_figures.sh", "nvdec_check.sh"):
+        assert subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / script)]).returncode == 0, script
+
+
+def test_nvdec_check_stops_first_when_the_driver_has_no_nvdec_library(tmp_path):
+    ldconfig = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    if "libnvcuvid.so.1" in ldconfig:
+        pytest.skip("this machine has NVDEC: there the script runs for real, for minutes (docs/benchmarks.md)")
+    work = tmp_path / "work"
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "nvdec_check.sh"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NVDEC_WORK": str(work)},
+    )
+    assert (
+        result.returncode == 2 and "no NVDEC library" in result.stderr and "NVIDIA_DRIVER_CAPABILITIES" in result.stderr
+    )
+    assert not work.exists()  # nothing installed before the check

@@ -1,7 +1,13 @@
-"""Clips the benchmarks write for themselves: Kinetics-like and raw-download-like H.264 videos."""
+"""Clips the benchmarks write for themselves: Kinetics-like and raw-download-like H.264 videos.
+
+Kinetics-like clips written on a CPU machine and carried to a GPU machine, so its time goes to decoding them:
+
+    python benchmarks/clips.py OUT [--videos 8]
+"""
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
 import os
 from dataclasses import dataclass
@@ -67,3 +73,17 @@ def link_dataset(clips: list[Path], root: Path, train_videos: int) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.link(clips[i % len(clips)], path)
     return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write Kinetics-like clips (340x256, 30 fps) for another machine")
+    parser.add_argument("out", type=Path, help="folder of the clip set (its train/ split holds the clips)")
+    parser.add_argument("--videos", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per clip")
+    args = parser.parse_args(argv)
+    paths = write_clip_set(args.out, KINETICS, args.videos, duration_s=args.duration)
+    print(f"{len(paths)} clips ({KINETICS.note}, {args.duration:g} s) in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,10 @@ Rows, each after warm-up steps, timed between `cuda.synchronize()` calls:
                              may use TF32 for convolutions), as `precision: 32` trains: the model alone.
 - synthetic fast:            bf16 autocast + channels_last_3d (the config's `precision: bf16-mixed` and
                              `model.channels_last: true`); with --compile also torch.compile.
+- synthetic ... batch N:     the same at the larger batches of --batches (32 and 64), the learning rate scaled
+                             linearly from the config's; "x fp32" compares with fp32 at the same batch. CUDA only
+                             at the config's sizes (--tiny runs them on a CPU); a batch that does not fit in GPU
+                             memory is printed as not measured.
 - loader N workers fast:     the fast path fed by KineticsDataModule's train loader (pinned memory, persistent
                              workers) over Kinetics-like clips the benchmark writes (340x256, 10 s, 30 fps).
 - loader N workers uint8:    the same with `transforms_on_device`: workers send uint8 clips, which are made float
@@ -27,7 +31,7 @@ import argparse
 import tempfile
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -55,6 +59,12 @@ class Sizes:
     crop_size: int
     batch_size: int
     clip_duration: float
+    lr: float  # the config's learning rate, for its batch_size
+
+
+def scaled(sizes: Sizes, batch_size: int) -> Sizes:
+    """The sizes at another batch, the learning rate scaled linearly with it (the config's rule)."""
+    return replace(sizes, batch_size=batch_size, lr=sizes.lr * batch_size / sizes.batch_size)
 
 
 def config_sizes(tiny: bool) -> Sizes:
@@ -62,7 +72,7 @@ def config_sizes(tiny: bool) -> Sizes:
     config = yaml.safe_load(CONFIG.read_text())
     model, data = config["model"], config["data"]
     if tiny:
-        return Sizes(model["model_depth"], 8, 4, 64, 2, data["clip_duration"])
+        return Sizes(model["model_depth"], 8, 4, 64, 2, data["clip_duration"], model["lr"] * 2 / data["batch_size"])
     return Sizes(
         model["model_depth"],
         model["stem_dim_out"],
@@ -70,6 +80,7 @@ def config_sizes(tiny: bool) -> Sizes:
         data["crop_size"],
         data["batch_size"],
         data["clip_duration"],
+        model["lr"],
     )
 
 
@@ -78,6 +89,7 @@ class Row:
     name: str
     clips_per_s: float
     step_ms: float
+    batch_size: int
     wait_share: float | None = None  # loader rows: share of the time spent waiting for a batch
 
 
@@ -105,7 +117,7 @@ def build_model(sizes: Sizes, device: torch.device, *, fast: bool, compile: bool
         channels_last=fast,
         compile=compile,
     ).to(device)
-    return module, torch.optim.Adam(module.parameters(), lr=1e-3)
+    return module, torch.optim.Adam(module.parameters(), lr=sizes.lr)
 
 
 def train_step(module, optimizer, video: torch.Tensor, label: torch.Tensor, *, fast: bool) -> None:
@@ -144,7 +156,25 @@ def synthetic_row(name, sizes, device, args, *, fast: bool, compile: bool = Fals
     rate, ms = time_steps(
         lambda: train_step(module, optimizer, video, label, fast=fast), args.steps, warmup, sizes.batch_size, device
     )
-    return Row(name, rate, ms)
+    return Row(name, rate, ms, sizes.batch_size)
+
+
+def batch_rows(sizes: Sizes, device: torch.device, args) -> list[Row | str]:
+    """fp32, fast (and compiled) rows at each of --batches, or why a batch was not measured."""
+    kinds = [("fp32", False, False), ("fast", True, False)] + ([("compile", True, True)] if args.compile else [])
+    rows = []
+    for batch_size in args.batches:
+        names = [f"synthetic {kind} batch {batch_size}" for kind, _, _ in kinds]
+        if device.type != "cuda" and not args.tiny:
+            rows += [f"{name:<32} not measured: no CUDA GPU (sized for one; --tiny runs it here)" for name in names]
+            continue
+        for name, (_, fast, compile) in zip(names, kinds, strict=True):
+            try:
+                rows.append(synthetic_row(name, scaled(sizes, batch_size), device, args, fast=fast, compile=compile))
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                rows.append(f"{name:<32} not measured: out of GPU memory at batch {batch_size}")
+    return rows
 
 
 def loader_row(data_path: Path, workers: int, kind: str, sizes, device, args) -> Row | str:
@@ -180,7 +210,7 @@ def loader_row(data_path: Path, workers: int, kind: str, sizes, device, args) ->
 
     warmup = args.warmup + (args.compile_warmup if args.compile else 0)
     rate, ms = time_steps(step, args.steps, warmup, sizes.batch_size, device)
-    return Row(name, rate, ms, sum(waits[-args.steps :]) / (args.steps * ms / 1000))
+    return Row(name, rate, ms, sizes.batch_size, sum(waits[-args.steps :]) / (args.steps * ms / 1000))
 
 
 def flops_per_clip(sizes: Sizes) -> float:
@@ -215,9 +245,11 @@ def print_table(rows: list[Row | str], sizes: Sizes, flops: float, peak: float |
     peak_text = f"peak {peak / 1e12:.0f} TFLOP/s" if peak else "no peak FLOP/s known (--peak-tflops gives MFU)"
     print(
         f"\n{name}: model depth {sizes.model_depth}, stem {sizes.stem_dim_out}, clips {sizes.num_frames}x"
-        f"{sizes.crop_size}^2, batch {sizes.batch_size}; {flops / 1e9:.1f} GFLOPs per training clip; {peak_text}"
+        f"{sizes.crop_size}^2, batch {sizes.batch_size} (lr {sizes.lr:g}, scaled linearly at other batches); "
+        f"{flops / 1e9:.1f} GFLOPs per training clip; {peak_text}"
     )
     print(f"{'row':<32} {'clips/s':>9} {'ms/step':>9} {'x fp32':>7} {'TFLOP/s':>8} {'MFU':>6} {'wait %':>7}")
+    fp32 = {row.batch_size: row.clips_per_s for row in rows if isinstance(row, Row) and "fp32" in row.name}
     for row in rows:
         if isinstance(row, str):  # a row that could not run here, and why
             print(row)
@@ -225,9 +257,10 @@ def print_table(rows: list[Row | str], sizes: Sizes, flops: float, peak: float |
         achieved = row.clips_per_s * flops
         mfu = f"{achieved / peak:6.1%}" if peak else f"{'-':>6}"
         wait = f"{row.wait_share:7.1%}" if row.wait_share is not None else f"{'-':>7}"
+        # against fp32 at the same batch (none when that batch's fp32 row did not fit)
+        x_fp32 = f"{row.clips_per_s / fp32[row.batch_size]:>7.2f}" if row.batch_size in fp32 else f"{'-':>7}"
         print(
-            f"{row.name:<32} {row.clips_per_s:>9.2f} {row.step_ms:>9.1f} {row.clips_per_s / rows[0].clips_per_s:>7.2f} "
-            f"{achieved / 1e12:>8.3f} {mfu} {wait}"
+            f"{row.name:<32} {row.clips_per_s:>9.2f} {row.step_ms:>9.1f} {x_fp32} {achieved / 1e12:>8.3f} {mfu} {wait}"
         )
 
 
@@ -236,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="a thin model on 4x64^2 clips: a CPU smoke run")
     parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
     parser.add_argument("--workers", type=int, nargs="*", default=[2, 8], help="loader rows (none: skip)")
+    parser.add_argument("--batches", type=int, nargs="*", default=[32, 64], help="larger-batch rows (none: skip)")
     parser.add_argument(
         "--loaders", nargs="*", default=list(LOADER_ROWS), choices=list(LOADER_ROWS), help="loader row kinds"
     )
@@ -257,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     rows.append(synthetic_row("synthetic fast (bf16+cl3d)", sizes, device, args, fast=True))
     if args.compile:
         rows.append(synthetic_row("synthetic fast + compile", sizes, device, args, fast=True, compile=True))
+    rows += batch_rows(sizes, device, args)
     with tempfile.TemporaryDirectory() as tmp:
         if args.workers:
             data_path = write_dataset(Path(tmp), sizes, args)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torchcodec
 
@@ -75,12 +76,14 @@ def test_loader_benchmark_prints_every_pipeline_and_the_targets(tmp_path):
         assert re.search(r"torchcodec / ours, kinetics clips +[\d.]+", output)
 
 
-def test_train_benchmark_prints_fp32_fast_and_every_loader_row():
+def test_train_benchmark_prints_fp32_fast_larger_batches_and_every_loader_row():
     output = run_benchmark(
         "train_throughput.py",
         "--tiny",
         "--workers",
         "1",
+        "--batches",
+        "4",  # the larger-batch rows (32 and 64 by default), small here
         "--videos",
         "1",
         "--steps",
@@ -96,6 +99,9 @@ def test_train_benchmark_prints_fp32_fast_and_every_loader_row():
     fp32 = row(output, "synthetic", "fp32")
     assert fp32[0] > 0 and fp32[2] == 1.0  # clips/s, ms/step, x fp32
     assert row(output, "synthetic", "fast", "(bf16+cl3d)")[0] > 0
+    assert re.search(r"batch 2 \(lr [\d.e-]+, scaled linearly at other batches\)", output)
+    assert row(output, "synthetic", "fp32", "batch", "4")[2] == 1.0  # x fp32 against fp32 at the same batch
+    assert row(output, "synthetic", "fast", "batch", "4")[0] > 0
     for kind in ("fast", "uint8"):  # uint8: transforms_on_device
         clips_per_s, ms, x_fp32, tflops, mfu, wait = row(output, "loader", "1", "workers", kind)
         assert clips_per_s > 0 and 0 <= mfu < 100 and 0 <= wait <= 100  # percent
@@ -129,12 +135,32 @@ def test_shard_benchmark_prints_files_shards_and_cache_rows(tmp_path):
     assert re.search(r"disk use: files [\d.]+ MiB, shards [\d.]+ MiB", output)
 
 
-def test_gpu_checks_say_they_need_a_gpu_and_the_figures_script_parses():
+def test_gpu_checks_say_they_need_a_gpu_and_the_figures_script_parses(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if torch.cuda.is_available():  # on a GPU machine the checks run for real
         assert "uint8 batches normalized on the GPU" in run_benchmark("gpu_checks.py")
     else:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        script = ROOT / "benchmarks" / "gpu_checks.py"
-        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=ROOT)
-        assert result.returncode == 1 and "needs a CUDA GPU" in result.stderr
-    assert subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu_figures.sh")]).returncode == 0
+        for script in ("gpu_checks.py", "nvdec_check.py"):  # nvdec_check.py's argument: a clips folder
+            command = [sys.executable, str(ROOT / "benchmarks" / script), str(tmp_path)]
+            result = subprocess.run(command, capture_output=True, text=True, env=env)
+            assert result.returncode == 1 and "needs a CUDA GPU" in result.stderr, script
+    for script in ("gpu_figures.sh", "nvdec_check.sh"):
+        assert subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / script)]).returncode == 0, script
+
+
+def test_nvdec_check_stops_first_when_the_driver_has_no_nvdec_library(tmp_path):
+    ldconfig = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    if "libnvcuvid.so.1" in ldconfig:
+        pytest.skip("this machine has NVDEC: there the script runs for real, for minutes (docs/benchmarks.md)")
+    work = tmp_path / "work"
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "nvdec_check.sh"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NVDEC_WORK": str(work)},
+    )
+    assert (
+        result.returncode == 2 and "no NVDEC library" in result.stderr and "NVIDIA_DRIVER_CAPABILITIES" in result.stderr
+    )
+    assert not work.exists()  # nothing installed before the check

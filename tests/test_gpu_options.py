@@ -27,3 +27,17 @@ def test_compile_keeps_checkpoint_keys_and_hyperparameters():
     assert compiled.model._compiled_call_impl is not None  # compiled lazily, at the first forward
     assert list(compiled.state_dict()) == list(plain.state_dict())
     assert compiled.hparams.compile and not plain.hparams.compile
+
+
+def test_the_resnet_compiles_as_one_graph_with_the_same_logits():
+    # PyTorchVideo gives its shortcut convolutions numpy strides, on which the compiler broke the graph at every
+    # stage; the module makes them Python ints. aot_eager traces as inductor does, without generating code.
+    torch.manual_seed(0)
+    module = VideoClassificationLightningModule(**TINY).eval()
+    strides = [m.stride for m in module.model.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert all(type(s) is int for stride in strides for s in stride)
+    torch._dynamo.reset()
+    compiled = torch.compile(module.model, backend="aot_eager", fullgraph=True)  # fullgraph: a break fails
+    video = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(video), module.model(video))

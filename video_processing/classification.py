@@ -41,6 +41,20 @@ def make_kinetics_resnet(
     return build_backbone("resnet", num_classes, num_frames=num_frames, crop_size=crop_size, **sizes)
 
 
+def int_conv_strides(model: nn.Module) -> nn.Module:
+    """Make every convolution's stride a tuple of Python ints, in place; returns `model`.
+
+    PyTorchVideo's ResNet computes its shortcut convolutions' (`branch1_conv`) strides with numpy, so they are
+    numpy integers. `torch.compile` traces a numpy integer as a tensor, which makes the stride a data-dependent
+    value: the compiler fails on it (`aten._local_scalar_dense`) and breaks the graph at every shortcut, one per
+    stage. As Python ints the strides are constants and the model compiles as one graph; it computes the same.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            module.stride = tuple(int(s) for s in module.stride)
+    return model
+
+
 class VideoClassificationLightningModule(pl.LightningModule):
     """A video classifier trained with cross-entropy and Adam (cosine learning-rate decay over the run).
 
@@ -98,7 +112,7 @@ class VideoClassificationLightningModule(pl.LightningModule):
         )
         # self.model stays the whole network; the backbone and head properties name its two parts.
         backbone_net, head_net = split_head(network, entry.head)
-        self.model = nn.Sequential(OrderedDict(backbone=backbone_net, head=head_net))
+        self.model = int_conv_strides(nn.Sequential(OrderedDict(backbone=backbone_net, head=head_net)))
         if channels_last:
             self.model.to(memory_format=torch.channels_last_3d)
         if compile:

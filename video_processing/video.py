@@ -68,7 +68,8 @@ VideoSource = str | Path | EncodedVideo
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a file's header says about its first video stream."""
+    """What a file's header says about its first video stream (`width` and `height` as stored: a display rotation,
+    which decoded clips apply, is known only from decoded frames)."""
 
     duration_s: float
     fps: float
@@ -197,8 +198,9 @@ class PlannedClip:
     """Which frames a clip keeps, decided from packet timestamps alone: what another decoder needs to decode it.
 
     `times` are the kept frames' presentation times in seconds, exactly the frames `decode_*` would return;
-    `height` and `width` are the decoded frame size the header states. A training plan adds the train preset's
-    crop `box` and `flip` (`planning.TrainClipPlanner`); `box` None means the eval preset's scale and centre crop.
+    `height` and `width` are the size of the displayed frames, after the stream's display rotation. A training plan
+    adds the train preset's crop `box` and `flip` (`planning.TrainClipPlanner`); `box` None means the eval preset's
+    scale and centre crop.
     """
 
     path: str
@@ -234,11 +236,34 @@ def _plan_windows(
     container: av.container.InputContainer, path: Path, windows: list[tuple[float, float]], num_frames: int
 ) -> list[PlannedClip]:
     info = video_info(container)
-    _, kept_times = _read_kept_times(container, path, windows, num_frames)
+    packets, kept_times = _read_kept_times(container, path, windows, num_frames)
+    height, width = (
+        (info.width, info.height) if _stream_quarter_turns(container, packets) % 2 else (info.height, info.width)
+    )
     return [
-        PlannedClip(str(path), window, tuple(times), info.height, info.width)
+        PlannedClip(str(path), window, tuple(times), height, width)
         for window, times in zip(windows, kept_times, strict=True)
     ]
+
+
+def _stream_quarter_turns(container: av.container.InputContainer, packets: list[av.Packet]) -> int:
+    """The stream's display rotation in counterclockwise quarter turns, from its first keyframe in `packets`.
+
+    PyAV reads a stream's display matrix only from decoded frames, so one keyframe is decoded (the only decoding a
+    plan does). Leaves the decoder drained: for planning only.
+    """
+    codec = container.streams.video[0].codec_context
+    codec.skip_frame = "NONKEY"
+    keyframe = next((p for p in packets if p.is_keyframe), None)
+    for packet in [keyframe, None] if keyframe is not None else []:
+        for frame in codec.decode(packet):
+            return _quarter_turns(frame)
+    return 0
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """A frame's display rotation (its DISPLAYMATRIX side data) in counterclockwise quarter turns, 0 to 3."""
+    return round(frame.rotation / 90) % 4
 
 
 def _decode_file(
@@ -351,23 +376,38 @@ def _decode_wanted(stream, packets: list[av.Packet], wanted: set[int]) -> dict[i
 
 
 def _to_rgb(reformatter: VideoReformatter, frames: list[av.VideoFrame]) -> torch.Tensor:
-    rgb = np.stack([reformatter.reformat(f, format="rgb24").to_ndarray() for f in frames])
+    """Frames -> uint8 RGB (T, C, H, W), turned upright as the stream's display rotation says."""
+    rgb = _upright(np.stack([reformatter.reformat(f, format="rgb24").to_ndarray() for f in frames]), frames[0])
     return torch.from_numpy(rgb).permute(0, 3, 1, 2)
+
+
+def _upright(rgb: np.ndarray, frame: av.VideoFrame) -> np.ndarray:
+    """RGB frames (..., H, W, 3) decoded from `frame`'s stream, rotated as displayed (a phone's portrait video).
+
+    Every decoder gives the displayed frame: torchcodec applies the display rotation itself, and the clip plans
+    state the displayed size, so crops, training frames and test views agree whichever decoder ran.
+    """
+    if turns := _quarter_turns(frame):
+        rgb = np.ascontiguousarray(np.rot90(rgb, turns, axes=(-3, -2)))
+    return rgb
 
 
 def iter_rgb_frames(
     container: av.container.InputContainer, path: str | Path, size: tuple[int, int] | None = None
 ) -> Iterator[np.ndarray]:
-    """Every frame of the first video stream as uint8 RGB (H, W, 3), scaled to `size` (width, height) if given.
+    """Every frame of the first video stream as uint8 RGB (H, W, 3), upright as displayed (see `_upright`).
 
-    Streams one frame at a time, so a long video never sits in memory whole. Scaling and colour conversion run
-    in one swscale call; "area" averaging is the antialiased filter for downscaling.
+    `size` (width, height) scales each frame as stored, before the display rotation turns it (the size
+    `video_info` states). Streams one frame at a time, so a long video never sits in memory whole. Scaling and
+    colour conversion run in one swscale call; "area" averaging is the antialiased filter for downscaling.
     """
     width, height = size or (None, None)
     reformatter = VideoReformatter()  # one converter for all frames (see `_decode_windows`)
     try:
         for frame in container.decode(container.streams.video[0]):
-            yield reformatter.reformat(frame, width, height, "rgb24", interpolation="AREA").to_ndarray()
+            yield _upright(
+                reformatter.reformat(frame, width, height, "rgb24", interpolation="AREA").to_ndarray(), frame
+            )
     except av.error.FFmpegError as e:
         raise VideoError(path, f"decoding failed ({e})") from None
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from video_processing.backbones import BACKBONES
+from video_processing.checkpoints import TRUST_FLAG, TRUST_HELP
 from video_processing.classifiers import (
     Classifier,
     classifier_preset,
@@ -183,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
         "videos", nargs="+", help="video files (anything PyAV decodes); with --segments also URLs, devices, -"
     )
     parser.add_argument("--top-k", type=int, default=5, help="classes shown per video")
+    parser.add_argument(TRUST_FLAG, action="store_true", help=TRUST_HELP)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON list (with --segments: one object a line)")
     output.add_argument("--csv", action="store_true", help="CSV rows (with --segments only)")
@@ -195,14 +197,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(checkpoint: str, device: str) -> Classifier:
+def _load(checkpoint: str, device: str, trust: bool) -> Classifier:
     # torch.hub announces a download on stdout: keep stdout for the results (JSON must parse).
     with contextlib.redirect_stdout(sys.stderr):
         if checkpoint in BACKBONES and not Path(checkpoint).exists():
             return pretrained_classifier(checkpoint, device)
         if Path(checkpoint).suffix == ".onnx":
             return load_exported(checkpoint)
-        return load_classifier(checkpoint, device)
+        return load_classifier(checkpoint, device, trust=trust)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--window and --stride must be positive and --smooth at least 1")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        classifier = _load(args.checkpoint, device)
+        classifier = _load(args.checkpoint, device, args.trust_checkpoint)
     except Exception as e:  # a missing, truncated or foreign file: one line, not a traceback
         print(f"error: cannot load checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2

@@ -418,17 +418,24 @@ class StreamClip:
     frames: torch.Tensor
 
 
-def open_stream(source: str, input_format: str | None = None) -> av.container.InputContainer:
+def open_stream(
+    source: str, input_format: str | None = None, timeout_s: float | None = None
+) -> av.container.InputContainer:
     """Open a file, a URL (rtsp://, http://...), a device or "-" (standard input) for decoding in order.
 
     A local path goes through `open_video` and its checks. `input_format` names FFmpeg's demuxer where probing
-    cannot tell it ("v4l2" for /dev/video0, "mpegts" for a pipe). Raises VideoError naming the source.
+    cannot tell it ("v4l2" for /dev/video0, "mpegts" for a pipe). `timeout_s` bounds how long opening a URL or a
+    device, and then each read, waits for data: past it, decoding ends with a VideoError saying the source
+    stalled. Raises VideoError naming the source.
     """
     if source != "-" and "://" not in source and input_format is None:
         return open_video(source)
+    timeout = None if timeout_s is None or source == "-" else (timeout_s, timeout_s)  # (open, read)
     try:
         # a pipe is read through its Python file object, so Ctrl-C interrupts a read that waits for data
-        container = av.open(sys.stdin.buffer if source == "-" else source, format=input_format)
+        container = av.open(sys.stdin.buffer if source == "-" else source, format=input_format, timeout=timeout)
+    except av.error.ExitError:  # FFmpeg's interrupt: the open timeout ran out
+        raise VideoError(source, f"stalled: no answer within {timeout_s:g} s") from None
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise VideoError(source, f"cannot open the stream ({e})") from None
     if not container.streams.video:

@@ -138,3 +138,10 @@ def test_gpu_checks_say_they_need_a_gpu_and_the_figures_script_parses():
         result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=ROOT)
         assert result.returncode == 1 and "needs a CUDA GPU" in result.stderr
     assert subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu_figures.sh")]).returncode == 0
+
+
+def test_predict_memory_benchmark_prints_both_methods_per_length(tmp_path):
+    output = run_benchmark("predict_memory.py", "--minutes", "0.1", "--out", str(tmp_path))
+    for method in ("predict", "all clips at once"):
+        baseline, peak, seconds, clips = row(output, "0.1", "m", *method.split())
+        assert peak >= baseline > 0 and clips == 3  # 6 s of 2 s clips

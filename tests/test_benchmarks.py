@@ -164,3 +164,10 @@ def test_nvdec_check_stops_first_when_the_driver_has_no_nvdec_library(tmp_path):
         result.returncode == 2 and "no NVDEC library" in result.stderr and "NVIDIA_DRIVER_CAPABILITIES" in result.stderr
     )
     assert not work.exists()  # nothing installed before the check
+
+
+def test_predict_memory_benchmark_prints_both_methods_per_length(tmp_path):
+    output = run_benchmark("predict_memory.py", "--minutes", "0.1", "--out", str(tmp_path))
+    for method in ("predict", "all clips at once"):
+        baseline, peak, seconds, clips = row(output, "0.1", "m", *method.split())
+        assert peak >= baseline > 0 and clips == 3  # 6 s of 2 s clips

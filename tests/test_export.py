@@ -52,7 +52,7 @@ def test_sidecar_holds_what_inference_needs(onnx_file, small_dataset):
 
 
 def test_onnx_takes_any_batch_and_matches_the_checkpoint(onnx_file, checkpoint):
-    module = VideoClassificationLightningModule.load_from_checkpoint(checkpoint, weights_only=False).eval()
+    module = VideoClassificationLightningModule.load_from_checkpoint(checkpoint, weights_only=True).eval()
     model = OnnxModel(onnx_file, read_sidecar(onnx_file))
     for batch in (1, 5):
         clips = torch.randn(batch, 3, 4, 48, 48)

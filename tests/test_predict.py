@@ -8,17 +8,19 @@ import dataclasses
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import fit_one_step_and_save
-from stream_helpers import mpegts_bytes
+from stream_helpers import mpegts_bytes, stalling_server
 
 from video_processing.backbones import BACKBONES, kinetics400_classes
 from video_processing.classification import VideoClassificationLightningModule
@@ -183,7 +185,8 @@ class GrowthStandIn(torch.nn.Module):
 
 
 def _segment_args(**kwargs) -> argparse.Namespace:
-    return argparse.Namespace(**{"window": None, "stride": None, "smooth": 1, "input_format": None, **kwargs})
+    defaults = {"window": None, "stride": None, "smooth": 1, "input_format": None, "timeout_s": 10.0, "realtime": None}
+    return argparse.Namespace(**{**defaults, **kwargs})
 
 
 def _records(text: str) -> tuple[list[tuple], list[tuple]]:
@@ -229,8 +232,10 @@ def test_segments_as_text_json_and_csv(checkpoint, videos, capsys):
     assert float(rows[0]["probability"]) == pytest.approx(expected.max().item(), abs=1e-5)
     assert main([str(checkpoint), video, "--segments", "--window", "0.5", "--stride", "0.25", "--smooth", "3"]) == 0
     text = capsys.readouterr().out.splitlines()
-    assert text[0] == video and text.index("  segments:") == 8  # windows starting 0, 0.25, ..., 1.5 s
-    assert text[1].split()[:4] == ["0.00", "-", "0.50", "s"]
+    segment_lines = [line for line in text[1:] if line.startswith("  segment ")]
+    assert text[0] == video and len(text) - 1 - len(segment_lines) == 7  # windows starting 0, 0.25, ..., 1.5 s
+    assert text[1].split()[:4] == ["0.00", "-", "0.50", "s"] and text[-1].startswith("  segment ")
+    assert sum(int(line.split("(")[-1].split()[0]) for line in segment_lines) == 7
 
 
 def test_segments_of_standard_input_as_it_streams(checkpoint, monkeypatch, capsys):
@@ -275,3 +280,93 @@ def test_a_missing_source_with_segments_is_one_line_and_the_rest_is_labelled(che
     assert captured.err.count("\n") == 1 and "no such file" in captured.err and "Traceback" not in captured.err
     windows, segments = _records(captured.out)
     assert len(windows) == 2 and segments[-1][1] == 2
+
+
+def test_whole_video_prediction_cuts_the_windows_of_segments_from_an_mpegts_start(checkpoint, tmp_path, capsys):
+    """A file starting at 1.4 s: predict, predict --segments and validation's clips are the same three clips."""
+    path = tmp_path / "late.ts"
+    path.write_bytes(mpegts_bytes(_frames(3.0, 20, 5), 20, start_s=1.4))
+    classifier = load_classifier(checkpoint)
+    prediction = predict_video(classifier, path, top_k=3)
+    clips = decode_uniform_clips(path, 1.0, 4)  # the eval preset's clips, batched as predict did before
+    transform = eval_preset(crop_size=32, short_side=40, mean=MEAN, std=STD)
+    with torch.no_grad():
+        expected = classifier.module(torch.stack([transform(c) for c in clips])).mean(0).softmax(0)
+    assert prediction.num_clips == len(clips) == 3
+    assert [p for _, p in prediction.top] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-5)
+    assert main([str(checkpoint), str(path), "--segments", "--json"]) == 0
+    windows, _ = _records(capsys.readouterr().out)
+    assert [w[:2] for w in windows] == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_a_stalled_url_ends_after_the_timeout_with_the_segments_so_far(checkpoint, capsys):
+    stream = mpegts_bytes(_frames(10.0, 25, 2), 25)
+    with stalling_server(stream[: len(stream) // 3]) as url:  # about 3 s, then nothing
+        started = time.monotonic()
+        assert main([str(checkpoint), url, "--segments", "--json", "--timeout-s", "1"]) == 1
+        elapsed = time.monotonic() - started
+    captured = capsys.readouterr()
+    windows, segments = _records(captured.out)
+    assert elapsed < 15 and "stalled" in captured.err and url in captured.err
+    assert len(windows) >= 1 and segments and segments[-1][1] == windows[-1][1]
+
+
+@pytest.fixture
+def python_sigint():
+    """Ctrl-C as a fresh process gets it (KeyboardInterrupt): litdata's shard writer, run earlier in this process by
+    another test, leaves a SIGINT handler that exits the process."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_ends_a_stalled_source_at_once(checkpoint, capsys, python_sigint):
+    stream = mpegts_bytes(_frames(10.0, 25, 2), 25)
+    with stalling_server(stream[: len(stream) // 3]) as url:
+        interrupt = threading.Timer(3, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+        started = time.monotonic()
+        interrupt.start()
+        try:
+            assert main([str(checkpoint), url, "--segments", "--json", "--timeout-s", "60"]) == 0
+        finally:
+            interrupt.cancel()
+        elapsed = time.monotonic() - started
+    captured = capsys.readouterr()
+    assert elapsed < 10 and "interrupted" in captured.err and "Traceback" not in captured.err
+    assert _records(captured.out)[1]  # the segments so far
+
+
+def test_a_stream_whose_timestamps_restart_goes_on_with_a_new_run_of_windows(checkpoint, monkeypatch, capsys, caplog):
+    """Two MPEG-TS recordings back to back (a restarted camera): 3 s, then 2 s whose timestamps start again."""
+    stream = mpegts_bytes(_frames(3.0, 25, 0), 25) + mpegts_bytes(_frames(2.0, 25, 1), 25)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stream)))
+    assert main([str(checkpoint), "-", "--segments", "--json"]) == 0
+    windows, segments = _records(capsys.readouterr().out)
+    assert [w[:2] for w in windows] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)] and segments[-1][1] == 5
+    assert "timestamps went back" in caplog.text
+
+
+class SlowStandIn(GrowthStandIn):
+    """The stand-in taking 0.3 s a window: slower than a source playing 1 s windows faster than real time."""
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.3)
+        return super().forward(video)
+
+
+@pytest.mark.parametrize("realtime", [True, False])
+def test_realtime_drops_the_windows_a_slow_model_has_no_time_for_and_says_how_many(tmp_path, capsys, realtime):
+    write_video(tmp_path / "long.mp4", render_video("growing", np.random.default_rng(0), 72, 72, 24 * 8, 24), 24)
+    clips = ClipSettings(clip_duration=1.0, min_short_side=48, mean=KINETICS_MEAN, std=KINETICS_STD)
+    classifier = Classifier(SlowStandIn(), SlowStandIn.classes, clips)
+    out = io.StringIO()
+    args = _segment_args(realtime=realtime)
+    assert predict_segments(classifier, str(tmp_path / "long.mp4"), args, SegmentWriter("json", out))
+    windows, segments = _records(out.getvalue())
+    err = capsys.readouterr().err
+    if not realtime:
+        assert len(windows) == 8 and "dropped" not in err
+        return
+    dropped = int(re.search(r"dropped (\d+) windows", err).group(1))
+    assert dropped >= 1 and len(windows) + dropped == 8 and windows[-1][:2] == (7, 8)  # the newest is kept
+    assert [w[0] for w in windows] == sorted(w[0] for w in windows) and segments[-1][1] == 8

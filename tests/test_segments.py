@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from video_processing.segments import Segment, WindowLabel, label_windows, merge_segments
+from video_processing.segments import Segment, SegmentMerger, WindowLabel, label_windows, merge_segments
 
 CLASSES = ["a", "b"]
 
@@ -42,3 +42,10 @@ def test_consecutive_windows_of_one_label_merge():
         Segment(3, 4, "a", 0.5, 1),
     ]
     assert merge_segments([]) == []
+
+
+def test_segments_close_as_windows_arrive_holding_only_the_open_one():
+    merger = SegmentMerger()
+    closed = [merger.add(WindowLabel(k, k + 1, label, 0.5)) for k, label in enumerate("aab")]
+    assert closed == [None, None, Segment(0, 2, "a", 0.5, 2)]  # printed when "b" arrives, not at the end
+    assert merger.close() == Segment(2, 3, "b", 0.5, 1) and merger.close() is None

@@ -18,6 +18,7 @@ from video_processing.video import (
     decode_uniform_clips,
     open_stream,
     open_video,
+    plan_uniform_clips,
     random_clip_window,
     sliding_windows,
     stream_clips,
@@ -187,3 +188,34 @@ def test_constant_clips_overlapping_windows_decode_as_each_window_alone(tmp_path
         alone = _decode_file(path, 1.0, 4, lambda duration, window=window: [window])[0]
         assert torch.equal(clip, alone)
     assert not torch.equal(clips[0], clips[1])
+
+
+def test_a_timestamp_reset_starts_a_new_run_of_windows_and_drops_no_frame(caplog):
+    times = [i / 4 for i in range(12)] + [i / 4 for i in range(8)]  # 3 s, then the source restarts: 2 s more
+    windows = _windows(times, 1.0, 1.0)
+    assert [(s, e) for s, e, _ in windows] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    assert [items for _, _, items in windows][3:] == [[0.0, 0.25, 0.5, 0.75], [1.0, 1.25, 1.5, 1.75]]
+    assert "timestamps went back from 2.75 s to 0.00 s" in caplog.text and "starts at 3.00 s" in caplog.text
+
+
+@pytest.fixture
+def mpegts_file(tmp_path):
+    """3 s at 20 frames/s in MPEG-TS whose timestamps start at 1.4 s, as ffmpeg's MPEG-TS files do."""
+    frames = np.random.default_rng(1).integers(0, 256, (60, 48, 64, 3), dtype=np.uint8)
+    path = tmp_path / "a.ts"
+    path.write_bytes(mpegts_bytes(frames, 20, start_s=1.4))
+    return path
+
+
+def test_clips_of_a_file_that_starts_late_cover_it_from_its_start(mpegts_file):
+    plans = plan_uniform_clips(mpegts_file, 1.0, 4)
+    assert [tuple(round(t, 2) for t in p.window) for p in plans] == [(1.4, 2.4), (2.4, 3.4), (3.4, 4.4)]
+    assert plans[0].times[0] == pytest.approx(1.4) and plans[-1].times[-1] == pytest.approx(4.35)
+
+
+def test_a_stream_and_its_file_cut_the_same_windows(mpegts_file):
+    with open_stream(str(mpegts_file)) as container:
+        clips = list(stream_clips(container, mpegts_file, 1.0, 1.0, 4))
+    expected = decode_uniform_clips(mpegts_file, 1.0, 4)
+    assert [(c.start_s, c.end_s) for c in clips] == [(0, 1), (1, 2), (2, 3)]
+    assert len(expected) == 3 and all(torch.equal(c.frames, e) for c, e in zip(clips, expected, strict=True))

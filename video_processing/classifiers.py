@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from video_processing.backbones import KINETICS_CLASSES, Backbone, get_backbone, kinetics400_classes
+from video_processing.checkpoints import load_module
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.exported import OnnxModel, read_sidecar
 from video_processing.kinetics_module import KineticsDataModule
@@ -37,19 +38,16 @@ class Classifier:
     clips: ClipSettings
 
 
-def load_classifier(checkpoint: str | Path, device: str | torch.device = "cpu") -> Classifier:
-    """Load a Lightning checkpoint of `VideoClassificationLightningModule`, in eval mode on `device`.
+def load_classifier(checkpoint: str | Path, device: str | torch.device = "cpu", *, trust: bool = False) -> Classifier:
+    """Load a Lightning checkpoint of `VideoClassificationLightningModule`, in eval mode on `device`, uncompiled.
 
-    The weights come from the checkpoint, so pretrained weights are not downloaded again. A checkpoint is a
-    pickle (its hyperparameters may hold paths): load only checkpoints you trust.
+    The weights come from the checkpoint, so pretrained weights are not downloaded again. The file is loaded as
+    data (`checkpoints.load_module`): one that holds more than this package's checkpoints do is refused unless
+    `trust`.
     """
-    module = VideoClassificationLightningModule.load_from_checkpoint(
-        checkpoint, map_location="cpu", weights_only=False, pretrained=False
-    )
-    module.eval().to(device)
-    data_hparams = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False).get(
-        KineticsDataModule.CHECKPOINT_HYPER_PARAMS_KEY, {}
-    )
+    module, saved = load_module(checkpoint, trust=trust)
+    module.to(device)
+    data_hparams = saved.get(KineticsDataModule.CHECKPOINT_HYPER_PARAMS_KEY, {})
     return Classifier(module, _class_names(module.hparams), _clip_settings(module.hparams, data_hparams))
 
 

@@ -8,7 +8,8 @@ preset, with any batch size, and returns (batch, classes) logits. Beside it, `mo
 clip duration, frames, crop, short side, mean and std (see `exported.py`). The command then decodes clips of VIDEO
 (without one: of a self-made video) through the eval preset, runs them through the checkpoint and through the
 exported file, and prints the largest absolute logit difference and the top-1 agreement. The exit status is 1
-when the difference exceeds --tolerance, 2 when the checkpoint, the video or a package is missing.
+when the difference exceeds --tolerance, 2 when the checkpoint, the video or a package is missing, or when the
+checkpoint holds more than this package's checkpoints do (see `checkpoints.py`; --trust-checkpoint loads it).
 
 ONNX export uses PyTorch's torch.export-based exporter (onnx and onnxscript) and the check runs onnxruntime:
 `pip install 'video-classification[export]'`. TorchScript needs nothing more, but PyTorch has deprecated it
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from video_processing.checkpoints import TRUST_FLAG, TRUST_HELP
 from video_processing.classifiers import Classifier, classifier_preset, load_classifier
 from video_processing.exported import INSTALL_EXPORT, OnnxModel, Sidecar, import_onnxruntime, write_sidecar
 from video_processing.synthetic import render_video
@@ -137,13 +139,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="the exported file (model.onnx, model.pt)")
     parser.add_argument("--video", type=Path, help="a video for the parity check (default: a self-made one)")
     parser.add_argument("--tolerance", type=float, default=1e-3, help="largest absolute logit difference allowed")
+    parser.add_argument(TRUST_FLAG, action="store_true", help=TRUST_HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        classifier = load_classifier(args.checkpoint, "cpu")  # exported on the CPU; the file runs anywhere
+        # exported on the CPU (the file runs anywhere), uncompiled: the trace follows the module, not a compiled call
+        classifier = load_classifier(args.checkpoint, "cpu", trust=args.trust_checkpoint)
     except Exception as e:  # a missing, truncated or foreign file: one line, as predict says it
         print(f"error: cannot load checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from pytorch_lightning.callbacks import BackboneFinetuning, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from video_processing.backbones import get_backbone
+from video_processing.checkpoints import load_module
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 
@@ -235,9 +236,7 @@ def load_latest(
     folder = latest_run(logs_dir, run)
     if folder is None:
         return None
-    model = VideoClassificationLightningModule.load_from_checkpoint(
-        folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False, pretrained=False
-    )
+    model, _ = load_module(folder / "checkpoints" / "last.ckpt")  # as data: see checkpoints.py
     if list(model.hparams.class_names or []) != list(data.classes):
         return None
     return model, folder

@@ -1,7 +1,7 @@
 """Labels per time window of a long video or a stream, optionally smoothed, merged into segments.
 
 Model-free: it takes each window's class probabilities (from `predict.py`) and works as they arrive, so a
-stream's labels can be printed while it plays.
+stream's labels and segments can be printed while it plays, with nothing kept that grows with its length.
 """
 
 from __future__ import annotations
@@ -52,15 +52,31 @@ def label_windows(
         yield WindowLabel(start_s, end_s, class_names[int(index)], float(probability))
 
 
-def merge_segments(windows: Iterable[WindowLabel]) -> list[Segment]:
-    """Runs of consecutive windows with the same label, in order."""
-    segments: list[Segment] = []
-    for window in windows:
-        last = segments[-1] if segments else None
+class SegmentMerger:
+    """Merges windows into segments as they arrive, holding only the open segment (a stream can run for ever)."""
+
+    def __init__(self):
+        self.open: Segment | None = None
+
+    def add(self, window: WindowLabel) -> Segment | None:
+        """Extend the open segment with `window`; return the segment it closes, if its label differs."""
+        last = self.open
         if last is not None and last.label == window.label:
             n = last.num_windows
             probability = (last.probability * n + window.probability) / (n + 1)
-            segments[-1] = Segment(last.start_s, window.end_s, last.label, probability, n + 1)
-        else:
-            segments.append(Segment(window.start_s, window.end_s, window.label, window.probability, 1))
-    return segments
+            self.open = Segment(last.start_s, window.end_s, last.label, probability, n + 1)
+            return None
+        self.open = Segment(window.start_s, window.end_s, window.label, window.probability, 1)
+        return last
+
+    def close(self) -> Segment | None:
+        """The open segment (at the end of a source), if any; the merger starts afresh."""
+        last, self.open = self.open, None
+        return last
+
+
+def merge_segments(windows: Iterable[WindowLabel]) -> list[Segment]:
+    """Runs of consecutive windows with the same label, in order."""
+    merger = SegmentMerger()
+    segments = [closed for window in windows if (closed := merger.add(window)) is not None]
+    return segments + [last] if (last := merger.close()) is not None else segments

@@ -1,0 +1,105 @@
+"""Peak memory of whole-video prediction: flat in the video's length, where holding every clip grows with it.
+
+    PYTHONPATH=. python benchmarks/predict_memory.py [--minutes 1 10] [--out benchmark_videos]
+
+Writes self-made 320x240, 25 frames/s H.264 videos of each length (a 10 s render, looped; kept in --out for a
+rerun), then, each in a fresh process so its peak resident memory is its own (Linux: VmHWM, reset once the model
+is built, so the peak of importing torch does not hide that of predicting), classifies a video
+with a randomly initialised thin ResNet-50 (2 s clips of 8 frames, 64 px crops):
+- predict: `predict.predict_video`, clips decoded in order one at a time (what the command runs);
+- all clips at once: every clip decoded first (`decode_uniform_clips`), as predict did before.
+"baseline" is the process's memory with the model built, before the video is opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.classifiers import Classifier, ClipSettings, classifier_preset
+from video_processing.predict import predict_video
+from video_processing.synthetic import render_video
+from video_processing.video import decode_uniform_clips, write_video
+
+FPS, WIDTH, HEIGHT = 25, 320, 240
+CLIP_S, FRAMES, CROP = 2.0, 8, 64
+METHODS = ("predict", "all clips at once")
+
+
+def self_made_video(folder: Path, minutes: float) -> Path:
+    """A `minutes`-long video: a 10 s render looped (encoding, not rendering, is then the cost)."""
+    path = folder / f"loop_{minutes:g}min.mp4"
+    if not path.is_file():
+        loop = render_video("spinning", np.random.default_rng(0), WIDTH, HEIGHT, 10 * FPS, FPS)
+        frames = itertools.islice(itertools.cycle(loop), round(minutes * 60 * FPS))
+        folder.mkdir(parents=True, exist_ok=True)
+        write_video(path.with_suffix(".part.mp4"), frames, FPS)
+        path.with_suffix(".part.mp4").rename(path)
+    return path
+
+
+def _status_mib(field: str) -> float:
+    """VmRSS (resident now) or VmHWM (peak resident since the last reset) of this process, in MiB."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1]) / 1024  # kB
+
+
+def _reset_peak() -> None:
+    """Start VmHWM again from the current memory, so the peak of importing torch does not hide that of predicting."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+@torch.inference_mode()
+def _all_clips_at_once(classifier: Classifier, path: Path) -> int:
+    clips = decode_uniform_clips(path, CLIP_S, FRAMES)
+    transform = classifier_preset(classifier)
+    logits = torch.cat(
+        [classifier.module(torch.stack([transform(c) for c in clips[i : i + 16]])) for i in range(0, len(clips), 16)]
+    )
+    return len(logits)
+
+
+def measure(method: str, path: Path) -> None:
+    """In this process: build the model, classify `path` with `method`, print baseline, peak and seconds."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # the machine's other core decodes nothing here: keep runs comparable
+    module = VideoClassificationLightningModule(num_classes=6, stem_dim_out=8, num_frames=FRAMES, crop_size=CROP)
+    classifier = Classifier(
+        module.eval(), [str(i) for i in range(6)], ClipSettings(CLIP_S, 64, (0.45,) * 3, (0.225,) * 3)
+    )
+    _reset_peak()
+    baseline, started = _status_mib("VmRSS"), time.perf_counter()
+    clips = predict_video(classifier, path).num_clips if method == "predict" else _all_clips_at_once(classifier, path)
+    print(f"{baseline:.0f} {_status_mib('VmHWM'):.0f} {time.perf_counter() - started:.1f} {clips}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10])
+    parser.add_argument("--out", type=Path, default=Path("benchmark_videos"))
+    parser.add_argument("--measure", nargs=2, metavar=("METHOD", "VIDEO"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(args.measure[0], Path(args.measure[1]))
+        return
+    print(f"{'video':<8}  {'method':<18} {'baseline MiB':>12} {'peak MiB':>9} {'seconds':>8} {'clips':>6}")
+    for minutes in args.minutes:
+        path = self_made_video(args.out, minutes)
+        for method in METHODS:
+            command = [sys.executable, __file__, "--measure", method, str(path)]
+            baseline, peak, seconds, clips = subprocess.run(
+                command, capture_output=True, text=True, check=True
+            ).stdout.split()
+            print(f"{minutes:<6g} m  {method:<18} {baseline:>12} {peak:>9} {seconds:>8} {clips:>6}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """Build the lessons' web site (`make site`): the README as home page, the notebooks executed, the guides in docs/.
 
-    python docs/build_site.py [--site-dir site]
+    python docs/build_site.py [--site-dir site] [--lessons '0[12]_*']
 
 Each lesson runs top to bottom with nbclient in notebooks/ (at smoke size when VIDEO_PROCESSING_SMOKE=1) and its
 executed copy is kept in site_build/executed/; the next build reuses it while neither the notebook nor the package
@@ -37,9 +37,9 @@ CELL_TIMEOUT_S = 3600
 LINK = re.compile(r"(\]\()([^)\s#]+)([^)\s]*\))")
 
 
-def lessons() -> list[Path]:
-    """The numbered notebooks, in order."""
-    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+def lessons(pattern: str = "[0-9][0-9]_*") -> list[Path]:
+    """The numbered notebooks matching `pattern`, in order."""
+    return sorted((ROOT / "notebooks").glob(f"{pattern}.ipynb"))
 
 
 def source_key(notebook: Path, smoke: bool) -> str:
@@ -155,13 +155,18 @@ def navigation(lesson_names: list[str]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--site-dir", type=Path, default=ROOT / "site", help="where the built site goes")
+    parser.add_argument(
+        "--lessons",
+        default="[0-9][0-9]_*",
+        help="the notebooks to build, a glob (e.g. '02_*' for a quick look at one); the others link to the repository",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     site_dir = args.site_dir.resolve()
     os.chdir(ROOT)  # mkdocs.yml's paths are relative to the checkout
     start = time.perf_counter()
     smoke = smoke_mode()
-    executed = {notebook: execute(notebook, smoke) for notebook in lessons()}
+    executed = {notebook: execute(notebook, smoke) for notebook in lessons(args.lessons)}
     repository = yaml.safe_load(Path("mkdocs.yml").read_text())["repo_url"]
     pages = stage(executed, repository)
     nav = navigation([notebook.name for notebook in executed])

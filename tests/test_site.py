@@ -57,7 +57,7 @@ def site_url(tmp_path_factory, chromium) -> str:
     env = {**os.environ, "VIDEO_PROCESSING_SMOKE": "1", "PYTHONPATH": python_path}
     subprocess.run([sys.executable, "docs/build_site.py", "--site-dir", str(site)], cwd=ROOT, env=env, check=True)
     handler = functools.partial(_QuietHandler, directory=str(site))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/"
     server.shutdown()
@@ -66,6 +66,12 @@ def site_url(tmp_path_factory, chromium) -> str:
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format, *args):
         pass
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # Chromium drops connections it no longer needs
+            super().handle_error(request, client_address)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= data/synthetic
 
-.PHONY: demo test lint lab print-lab-cmd figures benchmark clean
+.PHONY: demo test lint lab print-lab-cmd figures benchmark site clean
 
 $(BIN)/activate: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ benchmark: $(BIN)/activate
 # The README's figures in docs/, drawn by the notebooks' own functions.
 figures: $(BIN)/activate
 	$(BIN)/python -m video_processing.draw_figures --out docs
+
+# The lessons' web site in site/: README, guides and the notebooks executed at full size (docs/build_site.py);
+# an executed notebook is reused until it or the package changes. .github/workflows/pages.yml publishes it.
+site: $(BIN)/activate
+	$(BIN)/python docs/build_site.py
 
 lint: $(BIN)/activate
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,0 +1,165 @@
+"""The lessons' web site, built at smoke size and read in headless Chromium: figures decoded, animations playing,
+internal links resolving, no console error. `make site` builds it at full size (docs/build_site.py)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urldefrag, urlparse
+
+import pytest
+import tomllib
+import yaml
+
+ROOT = Path(__file__).parents[1]
+CHROMIUM = shutil.which("chromium")
+# Flags for a container running as root, with nothing reaching out to Google's services.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def lesson_names() -> list[str]:
+    return [path.stem for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's chromium (apt-get install chromium): CI installs it, so there its absence fails."""
+    if CHROMIUM is None:
+        reason = "chromium is not installed: apt-get install -y --no-install-recommends chromium"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def site_url(tmp_path_factory, chromium) -> str:
+    """The site built at smoke size into a temporary folder, served by http.server on 127.0.0.1."""
+    site = tmp_path_factory.mktemp("site")
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "VIDEO_PROCESSING_SMOKE": "1", "PYTHONPATH": python_path}
+    subprocess.run([sys.executable, "docs/build_site.py", "--site-dir", str(site)], cwd=ROOT, env=env, check=True)
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = _Server(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # Chromium drops connections it no longer needs
+            super().handle_error(request, client_address)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright starts Chromium headless with a new empty profile; Debian's build replaces its downloaded one.
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _is_local(url: str) -> bool:
+    return urlparse(url).hostname == "127.0.0.1" or url.startswith("data:")
+
+
+def visit(browser, url: str):
+    """Open `url` with requests off 127.0.0.1 refused (the test is offline; a Colab badge is not the site's own).
+
+    Returns the page and the problems seen: console errors, uncaught exceptions, local responses >= 400.
+    """
+    page = browser.new_page()
+    problems = []
+    page.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]|data:)"), lambda route: route.abort())
+    page.on(
+        "console",
+        lambda msg: msg.type == "error" and _is_local(msg.location.get("url", url)) and problems.append(msg.text),
+    )
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    page.on("response", lambda r: r.status >= 400 and _is_local(r.url) and problems.append(f"{r.status} {r.url}"))
+    page.goto(url, wait_until="load")
+    return page, problems
+
+
+def local_links(page) -> set[str]:
+    hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    return {urldefrag(href).url for href in hrefs if urlparse(href).hostname == "127.0.0.1"}
+
+
+def test_site_lessons_read_in_a_browser(site_url, browser):
+    home, problems = visit(browser, site_url)
+    assert not problems, problems
+    links = local_links(home)
+    for name in lesson_names():
+        url = f"{site_url}notebooks/{name}/"
+        assert url in links, f"the home page does not link lesson {name}"
+        page, problems = visit(browser, url)
+        assert "This page was executed at smoke size" in page.inner_text("article"), f"{name}: no execution note"
+        figures = page.eval_on_selector_all(
+            ".jp-OutputArea-output img", "images => images.map(i => [i.src.slice(0, 40), i.naturalWidth])"
+        )
+        assert figures, f"{name}: no figure in the outputs"
+        assert all(width > 0 for _, width in figures), f"{name}: figures not decoded: {figures}"
+        check_animations(page, name)
+        assert not problems, f"{name}: {problems}"
+        links |= local_links(page)
+        page.close()
+    home.close()
+    for link in sorted(links):
+        try:
+            urllib.request.urlopen(link, timeout=10).close()
+        except urllib.error.HTTPError as error:
+            pytest.fail(f"{link}: {error.code}")
+
+
+def check_animations(page, name: str) -> None:
+    """Matplotlib's JavaScript animations show a decoded frame and step to the next; videos have their metadata."""
+    for animation in page.query_selector_all(".animation"):
+        image = animation.query_selector("img")
+        page.wait_for_function("img => img.naturalWidth > 0", arg=image, timeout=10_000)
+        frames = int(animation.query_selector(".anim-slider").get_attribute("max")) + 1
+        if frames > 1:
+            animation.query_selector("button[title='Pause']").dispatch_event("click")
+            animation.query_selector("button[title='First frame']").dispatch_event("click")
+            first = image.get_attribute("src")
+            animation.query_selector("button[title='Next frame']").dispatch_event("click")
+            assert image.get_attribute("src") != first, f"{name}: the animation does not step"
+    for video in page.query_selector_all("video"):
+        page.wait_for_function("v => v.readyState >= 1 || v.error", arg=video, timeout=10_000)
+        assert video.evaluate("v => !v.error && v.videoWidth > 0"), f"{name}: a video does not load"
+
+
+def test_site_addresses_agree_with_the_readme_and_pyproject():
+    """mkdocs.yml's repository is pyproject's, and the README links the site at mkdocs.yml's address."""
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    repository = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    assert config["repo_url"] == repository
+    owner, name = urlparse(repository).path.strip("/").split("/")
+    assert config["site_url"] == f"https://{owner}.github.io/{name}/"
+    assert config["site_url"] in (ROOT / "README.md").read_text()

@@ -311,16 +311,7 @@ def test_a_stalled_url_ends_after_the_timeout_with_the_segments_so_far(checkpoin
     assert len(windows) >= 1 and segments and segments[-1][1] == windows[-1][1]
 
 
-@pytest.fixture
-def python_sigint():
-    """Ctrl-C as a fresh process gets it (KeyboardInterrupt): litdata's shard writer, run earlier in this process by
-    another test, leaves a SIGINT handler that exits the process."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
-def test_ctrl_c_ends_a_stalled_source_at_once(checkpoint, capsys, python_sigint):
+def test_ctrl_c_ends_a_stalled_source_at_once(checkpoint, capsys):
     stream = mpegts_bytes(_frames(10.0, 25, 2), 25)
     with stalling_server(stream[: len(stream) // 3]) as url:
         interrupt = threading.Timer(3, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))

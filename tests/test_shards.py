@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,7 +38,10 @@ MODEL_ARGS = dict(num_classes=len(CLASSES), class_names=sorted(CLASSES), stem_di
 def small_shards(small_dataset, tmp_path_factory) -> Path:
     """The small self-made set as shards, the videos' bytes as they are, chunks of ~4 videos."""
     out = tmp_path_factory.mktemp("shards") / "small"
+    handler = signal.getsignal(signal.SIGINT)
     assert shards.write_shards(small_dataset, out, chunk_bytes="200KB", workers=1) == []
+    # LitData's writer leaves a Ctrl-C handler that exits with status 0: writing must put ours back
+    assert signal.getsignal(signal.SIGINT) is handler
     return out
 
 

@@ -19,8 +19,11 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache, partial
 from pathlib import Path
@@ -158,6 +161,23 @@ def _write_split(
     # without mixing here, a batch would hold a handful of classes.
     random.Random(0).shuffle(jobs)
     print(f"writing {len(jobs)} {split} videos to {out}")
+    with _sigint_kept():
+        _optimize(jobs, out, encode, chunk_bytes, workers)
+    return _read_failures(failures_file)
+
+
+@contextmanager
+def _sigint_kept() -> Iterator[None]:
+    """LitData's writer installs a Ctrl-C handler that ends the process with status 0 and never removes it."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+
+
+def _optimize(jobs: list[ShardJob], out: Path, encode: Encoder, chunk_bytes: str, workers: int) -> None:
     _litdata().optimize(
         fn=partial(shard_sample, encode=encode),
         inputs=jobs,
@@ -168,7 +188,6 @@ def _write_split(
         start_method="fork",
         verbose=True,
     )
-    return _read_failures(failures_file)
 
 
 def _read_failures(failures_file: Path) -> list[tuple[Path, str]]:

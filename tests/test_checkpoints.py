@@ -17,7 +17,7 @@ from video_processing.runs import Run
 # The notebooks' builders at the small set's sizes: 2 epochs of 1 batch, logged and checkpointed as a lesson does.
 RUN = Run(
     "tiny",
-    clip_duration_s=SMALL_DATA_KWARGS["clip_duration"],
+    clip_duration=SMALL_DATA_KWARGS["clip_duration"],
     num_frames=SMALL_DATA_KWARGS["num_frames"],
     crop_size=SMALL_DATA_KWARGS["crop_size"],
     min_short_side=SMALL_DATA_KWARGS["min_short_side"],

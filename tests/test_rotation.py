@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from video_processing.decoders import decode_planned, torchcodec_uniform_clips
-from video_processing.gpu_decode import TrainClipPlanner
+from video_processing.planning import TrainClipPlanner
 from video_processing.synthetic import CLASSES, render_video
 from video_processing.video import (
     decode_uniform_clips,

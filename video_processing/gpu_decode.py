@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 
@@ -191,14 +192,15 @@ class PlanDecodingDataLoader(HintingDataLoader):
     def __init__(self, *args, clip_decoder: PlannedClipDecoder, **kwargs):
         super().__init__(*args, **kwargs)
         self.clip_decoder = clip_decoder
-        self._decoding: Iterator[dict] | None = None
+        self._decoding = lambda: None  # a weak reference to the current epoch's batches: dropping them ends it
 
     def __iter__(self):
-        if self._decoding is not None:
+        if (left := self._decoding()) is not None:
             # an epoch left mid-way (limit_train_batches): its threads end before the workers are reused
-            self._decoding.close()
-        self._decoding = self._decode()
-        return self._decoding
+            left.close()
+        batches = self._decode()
+        self._decoding = weakref.ref(batches)
+        return batches
 
     def _decode(self) -> Iterator[dict]:
         with closing(decode_ahead(super().__iter__(), self.clip_decoder)) as batches:

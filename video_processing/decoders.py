@@ -85,9 +85,10 @@ def decode_planned(
 
     path = clips[0].path
     try:
-        # exact: seek by the file's own frame index, so every time maps to the frame presented then ("approximate"
-        # maps times to frames by the header's average rate, which misses frames of variable-rate videos);
-        # one FFmpeg thread, as PyAV decodes (the loader's workers already keep every core busy)
+        # exact: seek by the file's own frame index (a scan of its packets), so every time maps to the frame
+        # presented then. "approximate" maps times to frames by the header's average rate and gives other frames:
+        # with it the parity tests against PyAV fail even on the self-made constant-rate videos (tests/
+        # test_decoders.py, test_gpu_decode.py). One FFmpeg thread, as PyAV decodes (workers keep the cores busy).
         decoder = VideoDecoder(path, device=device, seek_mode="exact", num_ffmpeg_threads=1)
         if check_nvdec and torch.device(device).type == "cuda" and decoder.cpu_fallback:
             raise DecoderUnavailable(nvdec_fallback_message(path, decoder.cpu_fallback))

@@ -168,8 +168,12 @@ def test_an_undecodable_video_leaves_its_batch_named_in_skipped(dataset_copy, to
 
 
 class _OutOfMemoryDecoder:
+    """Stands in for torchcodec's VideoDecoder: opens, then runs out of memory decoding."""
+
+    cpu_fallback = False
+
     def __init__(self, path, **kwargs):
-        self.cpu_fallback = False
+        pass
 
     def get_frames_played_at(self, times):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -193,10 +197,9 @@ class _FellBackStatus:
 
 
 class _FallingBackDecoder(_OutOfMemoryDecoder):
-    cpu_fallback = _FellBackStatus()
+    """Stands in for a VideoDecoder on "cuda" that decodes on the CPU, as when libnvcuvid is missing."""
 
-    def __init__(self, path, **kwargs):
-        self.device = kwargs["device"]
+    cpu_fallback = _FellBackStatus()
 
 
 def test_a_cpu_fallback_on_a_gpu_stops_the_run_naming_the_cause_and_fix(records, monkeypatch, torchcodec_ffmpeg):

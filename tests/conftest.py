@@ -11,6 +11,8 @@ import pytest
 import pytorch_lightning as pl
 
 from video_processing.decoders import FFMPEG_PACKAGES
+from video_processing.file_sources import PlannedSource
+from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import make_dataset
 from video_processing.video import write_video
 
@@ -71,3 +73,29 @@ def fit_one_step_and_save(module: pl.LightningModule, data: pl.LightningDataModu
     trainer.fit(module, datamodule=data)
     trainer.save_checkpoint(root / "model.ckpt")
     return root / "model.ckpt"
+
+
+def planned_on_cpu(data_path: Path, **data_kwargs) -> KineticsDataModule:
+    """A data module whose clips are planned in the workers and decoded in the main process, as with
+    decoder_device="cuda", but by torchcodec on the CPU: the GPU path's loader, run where no GPU is."""
+    data = KineticsDataModule(str(data_path), **data_kwargs, decoder="torchcodec", transforms_on_device=True)
+    files = data.source
+    data.source = PlannedSource(
+        files.location,
+        files.clips,
+        decoder_device="cpu",
+        decoder=files.decoder,
+        balanced_sampling=files.balanced_sampling,
+        missing_hint=files.missing_hint,
+    )
+    return data
+
+
+def break_frames(path: Path) -> Path:
+    """Zero a video's coded frames, keeping its container intact: it opens and plans, and fails to decode."""
+    data = bytearray(path.read_bytes())
+    at = data.index(b"mdat") - 4  # the box: a 4-byte size, then its type
+    size = int.from_bytes(data[at : at + 4], "big")
+    data[at + 8 : at + size] = bytes(size - 8)
+    path.write_bytes(bytes(data))
+    return path

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -36,8 +37,13 @@ class Recorder(Callback):
 
 
 def main(out_dir: str, data_path: str, weights: str, data_args: str, model_args: str) -> None:
-    out = Path(out_dir)
-    datamodule = KineticsDataModule(data_path, **json.loads(data_args))
+    run(Path(out_dir), KineticsDataModule(data_path, **json.loads(data_args)), weights, model_args)
+
+
+def run(
+    out: Path, datamodule: KineticsDataModule, weights: str, model_args: str, callbacks: Sequence[Callback] = ()
+) -> None:
+    """Validate, then fit one epoch, on 2 CPU ranks, writing what the module's docstring names to `out`."""
     model = VideoClassificationLightningModule(**json.loads(model_args))
     model.load_state_dict(torch.load(weights))
     recorder = Recorder()
@@ -46,7 +52,7 @@ def main(out_dir: str, data_path: str, weights: str, data_args: str, model_args:
         devices=2,
         strategy="ddp",
         max_epochs=1,
-        callbacks=[recorder],
+        callbacks=[recorder, *callbacks],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

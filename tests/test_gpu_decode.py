@@ -1,16 +1,28 @@
 """GPU decoding's split: workers plan clips exactly as the CPU path samples them; the main process decodes them.
 
-Everything but NVDEC itself runs here on the CPU: the plans, the crops and flips of planned clips, and the
-loader that decodes batches ahead in a thread (torchcodec on the CPU standing in for the GPU).
+Run here on the CPU, torchcodec on the CPU standing in for NVDEC: the plans, the crops and flips of planned clips,
+the loader that decodes batches ahead in threads, under a Trainer (fit, validate, predict, two DDP ranks, an epoch
+left mid-way), and its failures (an undecodable video, out of memory, a CPU fallback, with stand-in decoders).
+Not run here: NVDEC itself, the CUDA stream, and pinning to a real GPU (`benchmarks/` has the GPU check).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import pytest
 import torch
+from pytorch_lightning import Callback, Trainer
 from torch.utils.data import DataLoader
 
-from tests.conftest import SMALL_DATA_KWARGS
+from tests.conftest import SMALL_DATA_KWARGS, break_frames, planned_on_cpu
+from video_processing.classification import VideoClassificationLightningModule
 from video_processing.datasets import RandomClipDataset, UniformClipsDataset
 from video_processing.decoders import DecoderUnavailable
 from video_processing.gpu_decode import PlanDecodingDataLoader, PlannedClipDecoder, decode_ahead
@@ -21,6 +33,7 @@ from video_processing.planning import PlannedRandomClipDataset, PlannedUniformCl
 from video_processing.transforms import eval_preset, train_preset
 from video_processing.video import decode_random_clip, decode_uniform_clips, open_video, random_clip_window, video_info
 
+REPO = Path(__file__).resolve().parents[1]
 SIZES = dict(crop_size=48, min_short_side=56, max_short_side=64)
 CLIP = dict(clip_duration_s=1.0, num_frames=4)
 
@@ -133,3 +146,173 @@ def test_workers_plan_and_the_main_process_decodes(records, torchcodec_ffmpeg):
     for got, want in zip(decoded, expected, strict=True):
         assert got["video_index"].tolist() == want["video_index"].tolist()
         assert (got["video"].int() - want["video"].int()).abs().max() <= 1
+
+
+def _val_batch(records, indices):
+    planned = PlannedUniformClipsDataset(records.val, **CLIP)
+    return collate_clips([planned[i] for i in indices])
+
+
+def test_an_undecodable_video_leaves_its_batch_named_in_skipped(dataset_copy, torchcodec_ffmpeg):
+    records = load_dataset(dataset_copy)
+    broken = break_frames(records.val[1].path)
+    batch = _val_batch(records, [0, 1, 2])  # planning reads packets only: the broken video plans
+    decoder = PlannedClipDecoder("cpu", crop_size=48, short_side=56)
+    decoded = decoder.decode_batch(batch)
+    assert [path for path, _ in decoded["skipped"]] == [str(broken)]
+    assert "decoding failed" in decoded["skipped"][0][1]
+    good = decoder.decode_batch(_val_batch(records, [0, 2]))
+    assert len(decoded["video"]) == len(decoded["label"]) == len(decoded["video_name"]) == len(good["video"])
+    assert torch.equal(decoded["video"], good["video"]) and torch.equal(decoded["label"], good["label"])
+    assert decoded["video_index"].tolist() == good["video_index"].tolist() and 1 not in good["video_index"]
+
+
+class _OutOfMemoryDecoder:
+    """Stands in for torchcodec's VideoDecoder: opens, then runs out of memory decoding."""
+
+    cpu_fallback = False
+
+    def __init__(self, path, **kwargs):
+        pass
+
+    def get_frames_played_at(self, times):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_out_of_memory_is_raised_as_itself_not_blamed_on_a_file(records, monkeypatch, torchcodec_ffmpeg):
+    import torchcodec.decoders
+
+    monkeypatch.setattr(torchcodec.decoders, "VideoDecoder", _OutOfMemoryDecoder)
+    batches = [_val_batch(records, [0, 1])]
+    with pytest.raises(torch.OutOfMemoryError, match="CUDA out of memory"):  # from the decoding thread
+        next(decode_ahead(batches, PlannedClipDecoder("cpu", crop_size=48, short_side=56)))
+
+
+class _FellBackStatus:
+    def __bool__(self):
+        return True
+
+    def __str__(self):
+        return "[CUDA] Fallback status: Falling back due to: NVcuvid unavailable"
+
+
+class _FallingBackDecoder(_OutOfMemoryDecoder):
+    """Stands in for a VideoDecoder on "cuda" that decodes on the CPU, as when libnvcuvid is missing."""
+
+    cpu_fallback = _FellBackStatus()
+
+
+def test_a_cpu_fallback_on_a_gpu_stops_the_run_naming_the_cause_and_fix(records, monkeypatch, torchcodec_ffmpeg):
+    import torchcodec.decoders
+
+    monkeypatch.setattr(torchcodec.decoders, "VideoDecoder", _FallingBackDecoder)
+    decoder = PlannedClipDecoder("cuda:0", crop_size=48, short_side=56)  # no CUDA call comes before the check
+    with pytest.raises(DecoderUnavailable) as failure:
+        decoder.decode_batch(_val_batch(records, [0, 1]))
+    message = str(failure.value)
+    assert "NVcuvid unavailable" in message and str(records.val[0].path) in message
+    assert "libnvcuvid" in message and "NVIDIA_DRIVER_CAPABILITIES=compute,utility,video" in message
+
+
+def test_an_index_less_cuda_device_is_pinned_to_the_ranks_gpu():
+    decoder = PlannedClipDecoder("cuda", crop_size=48, short_side=56)
+    decoder.pin(torch.device("cuda", 1))  # what the data module's setup passes: the Trainer's root device
+    assert decoder.device == torch.device("cuda", 1)
+    decoder.pin(torch.device("cuda", 0))
+    assert decoder.device == torch.device("cuda", 1)  # a device with an index is kept
+    cpu = PlannedClipDecoder("cpu", crop_size=48, short_side=56)
+    cpu.pin(torch.device("cuda", 1))
+    assert cpu.device == torch.device("cpu")
+
+
+def _decode_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name in ("plan-fetch", "plan-decode")]
+
+
+def test_decode_ahead_releases_a_batch_without_waiting_for_the_next_plan(records, torchcodec_ffmpeg):
+    release = threading.Event()
+
+    def planned_batches():
+        yield _val_batch(records, [0])
+        release.wait(30)  # planning of the next batch stalls until the first decoded batch arrives
+        yield _val_batch(records, [1])
+
+    batches = decode_ahead(planned_batches(), PlannedClipDecoder("cpu", crop_size=48, short_side=56))
+    first = next(batches)
+    release.set()
+    assert first["video_index"].tolist() == [0, 0] and next(batches)["video_index"].tolist() == [1, 1]
+    batches.close()
+    assert not _decode_threads()
+
+
+class _ClipSkips(Callback):
+    """Checks every batch's clips against its labels, and collects its skipped videos."""
+
+    def __init__(self):
+        self.skipped: list[str] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        assert len(batch["video"]) == len(batch["label"]) == len(batch["video_name"]) == len(batch["video_index"])
+        assert batch["video"].dtype == torch.float32  # made float and normalized after the transfer
+        self.skipped += [path for path, _ in batch["skipped"]]
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.on_train_batch_start(trainer, pl_module, batch, batch_idx)
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.on_train_batch_start(trainer, pl_module, batch, batch_idx)
+
+
+def _model() -> VideoClassificationLightningModule:
+    return VideoClassificationLightningModule(num_classes=6, stem_dim_out=4, num_frames=4, crop_size=48)
+
+
+def _trainer(**kwargs) -> Trainer:
+    return Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, **kwargs)
+
+
+def test_a_trainer_fits_validates_and_predicts_from_the_planned_loader_past_a_broken_video(
+    dataset_copy, caplog, torchcodec_ffmpeg
+):
+    records = load_dataset(dataset_copy)
+    broken = {str(break_frames(records.train[5].path)), str(break_frames(records.val[3].path))}
+    data = planned_on_cpu(dataset_copy, **{**SMALL_DATA_KWARGS, "batch_size": 4, "num_workers": 1})
+    model, checks = _model(), _ClipSkips()
+    with caplog.at_level(logging.WARNING, logger="video_processing"):
+        _trainer(max_epochs=2, callbacks=[checks], enable_model_summary=False).fit(model, datamodule=data)
+        (metrics,) = _trainer(callbacks=[checks]).validate(model, datamodule=data, verbose=False)
+        predictions = _trainer(callbacks=[checks]).predict(model, datamodule=data)
+    assert set(checks.skipped) == broken  # each epoch's batches name them
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped video")]
+    assert len(warnings) == 2 and all(any(path in w for w in warnings) for path in broken)  # once each, in all
+    assert "val_acc_top1" in metrics
+    predicted = torch.cat([p["video_index"] for p in predictions]).unique().tolist()
+    assert predicted == [i for i in range(len(records.val)) if i != 3]
+
+
+def test_an_epoch_left_mid_way_ends_the_decode_threads(small_dataset, torchcodec_ffmpeg):
+    data = planned_on_cpu(small_dataset, **{**SMALL_DATA_KWARGS, "batch_size": 2, "num_workers": 1})
+    trainer = _trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=1, enable_model_summary=False)
+    trainer.fit(_model(), datamodule=data)  # each epoch leaves its loader after 2 of 12 batches
+    assert trainer.fit_loop.total_batch_idx == 5
+    assert not _decode_threads()
+
+
+def test_two_ddp_ranks_decode_their_own_videos_past_a_broken_one(dataset_copy, tmp_path, torchcodec_ffmpeg):
+    records = load_dataset(dataset_copy)
+    broken = str(break_frames(records.val[2].path))
+    model_args = dict(num_classes=6, stem_dim_out=4, num_frames=4, crop_size=48)
+    torch.save(VideoClassificationLightningModule(**model_args).state_dict(), tmp_path / "weights.pt")
+    data_args = {**SMALL_DATA_KWARGS, "batch_size": 4, "num_workers": 0}
+    command = [sys.executable, str(REPO / "tests" / "planned_distributed_run.py"), str(tmp_path), str(dataset_copy)]
+    command += [str(tmp_path / "weights.pt"), json.dumps(data_args), json.dumps(model_args)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run(command, env=env, timeout=300, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"skipped video {broken}: decoding failed" in run.stderr
+    val = [json.loads((tmp_path / f"val_rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert not set(val[0]) & set(val[1]) and set(val[0]) | set(val[1]) == set(range(len(records.val))) - {2}
+    train = [json.loads((tmp_path / f"train_rank{rank}.json").read_text())["video_indices"] for rank in (0, 1)]
+    assert not set(train[0]) & set(train[1]) and len(train[0]) + len(train[1]) == len(records.train)
+    skipped = [json.loads((tmp_path / f"skipped_rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert broken in skipped[0] + skipped[1]

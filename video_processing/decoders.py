@@ -71,22 +71,48 @@ def check_decoder(decoder: str, device: str | torch.device = "cpu") -> None:
         raise DecoderUnavailable(f"--data.decoder torchcodec: {problem}. Install: {TORCHCODEC_INSTALL}")
 
 
-def decode_planned(clips: list[PlannedClip], device: str | torch.device = "cpu") -> list[torch.Tensor]:
+def decode_planned(
+    clips: list[PlannedClip], device: str | torch.device = "cpu", *, check_nvdec: bool = False
+) -> list[torch.Tensor]:
     """Decode planned clips of one file with torchcodec: uint8 (T, C, H, W) each, on `device` (cpu or cuda).
 
     Frames are looked up by the plan's presentation times, so they are the frames PyAV's `decode_*` returns.
-    Raises VideoError naming the file when decoding fails.
+    Raises VideoError naming the file when the file cannot be decoded; running out of memory is raised as it is.
+    With `check_nvdec` and a cuda device, raises DecoderUnavailable, naming the cause and the fix, when torchcodec
+    decodes on the CPU instead of the GPU (`VideoDecoder.cpu_fallback`).
     """
     from torchcodec.decoders import VideoDecoder
 
     path = clips[0].path
     try:
-        # exact: seek by the file's own frame index, so every time maps to the frame presented then;
-        # one FFmpeg thread, as PyAV decodes (the loader's workers already keep every core busy)
+        # exact: seek by the file's own frame index (a scan of its packets), so every time maps to the frame
+        # presented then. "approximate" maps times to frames by the header's average rate and gives other frames:
+        # with it the parity tests against PyAV fail even on the self-made constant-rate videos (tests/
+        # test_decoders.py, test_gpu_decode.py). One FFmpeg thread, as PyAV decodes (workers keep the cores busy).
         decoder = VideoDecoder(path, device=device, seek_mode="exact", num_ffmpeg_threads=1)
+        if check_nvdec and torch.device(device).type == "cuda" and decoder.cpu_fallback:
+            raise DecoderUnavailable(nvdec_fallback_message(path, decoder.cpu_fallback))
         return [decoder.get_frames_played_at(list(clip.times)).data for clip in clips]
+    except (DecoderUnavailable, torch.OutOfMemoryError):
+        raise
     except (RuntimeError, ValueError) as e:
+        if "out of memory" in str(e).lower():  # NVDEC's own out-of-memory errors are plain RuntimeErrors
+            raise
         raise VideoError(path, f"decoding failed ({e})") from None
+
+
+def nvdec_fallback_message(path: str, status: object) -> str:
+    """Why torchcodec decodes on the CPU although the device is cuda, and how to get NVDEC back."""
+    return (
+        f"--data.decoder_device cuda: torchcodec decodes {path} on the CPU, not with the GPU's video decoder "
+        f"({status}), which would decode every clip in one main-process thread. If NVcuvid is unavailable, the "
+        "NVIDIA driver's video library (libnvcuvid.so.1, part of the driver) cannot be loaded: install the full "
+        "driver, and in a container add video to NVIDIA_DRIVER_CAPABILITIES (e.g. "
+        "NVIDIA_DRIVER_CAPABILITIES=compute,utility,video, or docker run --gpus 'all,capabilities=compute,utility,"
+        "video'). If the video is not supported, NVDEC cannot decode its codec or profile: re-encode the dataset "
+        "as H.264 (`python -m video_processing.prepare SRC DST`). Or decode in the loader workers: "
+        "--data.decoder_device cpu."
+    )
 
 
 def torchcodec_random_clip(path: str | Path, clip_duration_s: float, num_frames: int) -> torch.Tensor:

@@ -5,26 +5,31 @@ CUDA cannot start in forked loader workers, so the work is split:
    and the flip.
 2. The main process decodes the planned frames with torchcodec on `PlannedClipDecoder`'s device and crops,
    resizes and flips them there (uint8), in a background thread on its own CUDA stream, `prefetch` batches ahead
-   of the training step (`PlanDecodingDataLoader`).
+   of the training step, while a second thread fetches the next planned batches (`PlanDecodingDataLoader`).
 3. `KineticsDataModule.on_after_batch_transfer` converts the uint8 clips to float and normalizes them, as for
    any uint8 batch (`transforms.normalize_clips`).
+
+A video that fails to decode is dropped from its batch and named in the batch's "skipped", as the workers do on
+the CPU path; running out of GPU memory, or torchcodec decoding on the CPU instead of NVDEC, stops the run.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import deque
+import queue
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 import torch
 from torchvision.transforms.v2 import functional as F
 
 from video_processing.decoders import decode_planned
-from video_processing.items import with_video
-from video_processing.loaders import HintingDataLoader
+from video_processing.items import decoded_clips
+from video_processing.loaders import HintingDataLoader, warn_skipped
 from video_processing.transforms import AsVideo, ToCTHW, eval_preset, resized_crop
-from video_processing.video import PlannedClip
+from video_processing.video import PlannedClip, VideoError
 
 
 class PlannedClipDecoder:
@@ -32,7 +37,8 @@ class PlannedClipDecoder:
 
     Args:
         device: where torchcodec decodes and the clips are cropped ("cuda": NVDEC; "cpu" works too); check it
-            first with `decoders.check_decoder("torchcodec", device)`.
+            first with `decoders.check_decoder("torchcodec", device)`. An index-less "cuda" is pinned to one GPU
+            (`pin`) before the first batch.
         crop_size, short_side: the presets' sizes; `short_side` is the eval preset's.
     """
 
@@ -40,6 +46,17 @@ class PlannedClipDecoder:
         self.device = torch.device(device)
         self.crop_size = crop_size
         self.eval_pixels = eval_preset(crop_size=crop_size, short_side=short_side, uint8=True)
+        self.nvdec_checked = False  # torchcodec's CPU fallback is ruled out on the first file decoded
+
+    def pin(self, device: torch.device | None = None) -> None:
+        """Give an index-less "cuda" its GPU: `device` (the Trainer's root device: each DDP rank its own GPU),
+        else the current one (call it in the thread that set it, as Lightning and torchrun scripts do)."""
+        if self.device.type != "cuda" or self.device.index is not None:
+            return
+        if device is not None and device.type == "cuda":
+            self.device = device
+        elif device is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
 
     def clip(self, plan: PlannedClip, frames: torch.Tensor) -> torch.Tensor:
         """Decoded frames (T, C, H, W) -> the cropped uint8 clip (C, T, crop_size, crop_size)."""
@@ -49,33 +66,105 @@ class PlannedClipDecoder:
         return ToCTHW()(F.horizontal_flip(video) if plan.flip else video)
 
     def decode_batch(self, batch: dict) -> dict:
-        """The batch with its plans replaced by their decoded clips on `device`."""
-        clips = []
+        """The batch with its plans replaced by their decoded clips on `device`; the clips of a video that fails
+        to decode are left out (with their labels and names) and the video is added to "skipped"."""
+        clips, kept, skipped = [], [], []
         # one decoder per run of plans of one file (a video's uniform clips), in the batch's order
+        positions = itertools.count()
         for _, run in itertools.groupby(batch["video"], key=lambda plan: plan.path):
             group = list(run)
-            frames = decode_planned(group, self.device)
+            places = [next(positions) for _ in group]
+            try:
+                frames = decode_planned(group, self.device, check_nvdec=not self.nvdec_checked)
+            except VideoError as e:
+                skipped.append((e.path, e.reason))
+                continue
+            self.nvdec_checked = True
             clips += [self.clip(p, f) for p, f in zip(group, frames, strict=True)]
+            kept += places
         shape = (0, 3, 0, self.crop_size, self.crop_size)
         video = torch.stack(clips) if clips else torch.empty(shape, dtype=torch.uint8, device=self.device)
-        return with_video(batch, video)
+        return decoded_clips(batch, video, kept, skipped)
 
 
 def decode_ahead(batches: Iterable[dict], clip_decoder: PlannedClipDecoder, prefetch: int = 2) -> Iterator[dict]:
-    """Batches of planned clips -> the same batches decoded, `prefetch` ahead, in a background thread.
+    """Batches of planned clips -> the same batches decoded, up to `prefetch` ahead, by two background threads:
+    one fetches planned batches (from the loader's workers), one decodes them, so neither waits on the other.
 
-    On a GPU the thread decodes on its own CUDA stream while the training step runs on the default stream.
+    On a GPU the decoding thread works on its own CUDA stream while the training step runs on the default stream.
+    Errors in either thread are raised here. Closing the iterator (or dropping it) ends both threads.
     """
-    device = clip_decoder.device
-    stream = torch.cuda.Stream(device) if device.type == "cuda" else None
-    pending: deque = deque()
-    with ThreadPoolExecutor(1, thread_name_prefix="gpu-decode") as pool:
+    clip_decoder.pin()  # here, in the caller's thread, whose current GPU is this rank's
+    stream = torch.cuda.Stream(clip_decoder.device) if clip_decoder.device.type == "cuda" else None
+    stop = threading.Event()
+    planned: queue.Queue = queue.Queue(prefetch)
+    decoded: queue.Queue = queue.Queue(prefetch)
+    threads = [
+        threading.Thread(target=_fetch, args=(iter(batches), planned, stop), name="plan-fetch", daemon=True),
+        threading.Thread(
+            target=_decode_all, args=(clip_decoder, stream, planned, decoded, stop), name="plan-decode", daemon=True
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while (item := decoded.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield _ready(item, stream)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+_END = object()  # what the threads pass on after the last batch
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put `item` unless the consumer stopped (then False): a full queue is waited on, never blocked forever."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            pass
+    return False
+
+
+def _fetch(batches: Iterator[dict], planned: queue.Queue, stop: threading.Event) -> None:
+    try:
         for batch in batches:
-            pending.append(pool.submit(_decode_on, clip_decoder, batch, stream))
-            if len(pending) > prefetch:
-                yield _ready(pending.popleft().result(), stream)
-        while pending:
-            yield _ready(pending.popleft().result(), stream)
+            if not _put(planned, batch, stop):
+                return
+    except Exception as e:  # raised in the consumer's thread by decode_ahead
+        _put(planned, e, stop)
+        return
+    _put(planned, _END, stop)
+
+
+def _decode_all(
+    clip_decoder: PlannedClipDecoder,
+    stream: torch.cuda.Stream | None,
+    planned: queue.Queue,
+    decoded: queue.Queue,
+    stop: threading.Event,
+) -> None:
+    while not stop.is_set():
+        try:
+            batch = planned.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if batch is _END or isinstance(batch, BaseException):
+            _put(decoded, batch, stop)
+            return
+        try:
+            result = _decode_on(clip_decoder, batch, stream)
+        except Exception as e:  # out of memory, a CPU fallback: raised in the consumer's thread
+            _put(decoded, e, stop)
+            return
+        if not _put(decoded, result, stop):
+            return
 
 
 def _decode_on(clip_decoder: PlannedClipDecoder, batch: dict, stream: torch.cuda.Stream | None) -> dict:
@@ -94,11 +183,27 @@ def _ready(batch: dict, stream: torch.cuda.Stream | None) -> dict:
 
 
 class PlanDecodingDataLoader(HintingDataLoader):
-    """A loader of planned clips (`planning.py`) whose batches arrive decoded on `clip_decoder`'s device."""
+    """A loader of planned clips (`planning.py`) whose batches arrive decoded on `clip_decoder`'s device.
+
+    Videos that failed to decode are warned about once per file, as the loader warns about those its workers
+    skipped.
+    """
 
     def __init__(self, *args, clip_decoder: PlannedClipDecoder, **kwargs):
         super().__init__(*args, **kwargs)
         self.clip_decoder = clip_decoder
+        self._decoding = lambda: None  # a weak reference to the current epoch's batches: dropping them ends it
 
     def __iter__(self):
-        return decode_ahead(super().__iter__(), self.clip_decoder)
+        if (left := self._decoding()) is not None:
+            # an epoch left mid-way (limit_train_batches): its threads end before the workers are reused
+            left.close()
+        batches = self._decode()
+        self._decoding = weakref.ref(batches)
+        return batches
+
+    def _decode(self) -> Iterator[dict]:
+        with closing(decode_ahead(super().__iter__(), self.clip_decoder)) as batches:
+            for batch in batches:
+                warn_skipped(batch, self.warned_paths)
+                yield batch

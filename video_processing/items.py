@@ -13,7 +13,7 @@ An item is one video's clips and what they are; a batch is items concatenated (`
 An item holds N clips of one video: N = 1 for training, N = the video's clips for validation, N = clips x crops
 for the multi-view test, N = 0 for a video that could not be read. Items of planned clips (`planning.py`) hold
 the clips' plans (a list of `video.PlannedClip`) as their "video" until the main process decodes them
-(`gpu_decode.py`). Datasets, shards, collate and the planned decoder build and read items only here.
+(`gpu_decode.py`, `decoded_clips`). Datasets, shards, collate and the planned decoder build and read items only here.
 """
 
 from __future__ import annotations
@@ -71,5 +71,18 @@ def collate_clips(items: list[dict]) -> dict:
 
 
 def with_video(batch: dict, video: torch.Tensor) -> dict:
-    """The batch with its clips replaced (decoded from plans, or made float on the device)."""
+    """The batch with its clips replaced (made float on the device)."""
     return {**batch, "video": video}
+
+
+def decoded_clips(batch: dict, video: torch.Tensor, kept: Sequence[int], skipped: Sequence = ()) -> dict:
+    """A batch of plans, decoded: `video` holds the clips of the plans at positions `kept`; the other clips'
+    labels and names are left out with them, and the videos that could not be decoded are added to "skipped"."""
+    index = torch.tensor(kept, dtype=torch.long)
+    return {
+        "video": video,
+        "label": batch["label"][index],
+        "video_name": [batch["video_name"][i] for i in kept],
+        "video_index": batch["video_index"][index],
+        "skipped": batch["skipped"] + list(skipped),
+    }

@@ -164,6 +164,8 @@ class KineticsDataModule(pl.LightningDataModule):
         return self.source.test_set
 
     def setup(self, stage: str | None = None) -> None:
+        if isinstance(self.source, PlannedSource) and self.trainer is not None:
+            self.source.clip_decoder.pin(self.trainer.strategy.root_device)  # under DDP, each rank's own GPU
         self.source.setup(stage)
 
     def train_dataloader(self) -> DataLoader:

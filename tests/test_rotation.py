@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from video_processing import video
 from video_processing.decoders import decode_planned, torchcodec_uniform_clips
 from video_processing.planning import TrainClipPlanner
 from video_processing.synthetic import CLASSES, render_video
@@ -33,7 +34,6 @@ def write_rotated(path: Path, degrees: int) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(FPS))
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.thread_count = 1  # the same bytes for every copy
         if degrees:
             stream.set_display_rotation(degrees)
         for rgb in frames:
@@ -49,9 +49,11 @@ def videos(tmp_path_factory) -> dict[int, Path]:
 
 
 @pytest.mark.parametrize("degrees", [90, 180, 270])
-def test_pyav_clips_are_the_stored_frames_turned_as_displayed(videos, degrees):
-    stored = decode_uniform_clips(videos[0], 1.0, 4)
+def test_pyav_clips_are_the_stored_frames_turned_as_displayed(videos, degrees, monkeypatch):
     rotated = decode_uniform_clips(videos[degrees], 1.0, 4)
+    # the same file's frames as stored: two encodes of the same frames are not always byte-equal
+    monkeypatch.setattr(video, "_quarter_turns", lambda frame: 0)
+    stored = decode_uniform_clips(videos[degrees], 1.0, 4)
     assert len(rotated) == len(stored) == 2
     for clip, plain in zip(rotated, stored, strict=True):
         assert torch.equal(clip, torch.rot90(plain, degrees // 90, dims=(2, 3)))  # (T, C, H, W), counterclockwise

@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import yaml
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 from video_processing.notebook import smoke_mode
 
@@ -64,36 +66,47 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def execution_note(smoke: bool, seconds: float) -> str:
-    """The line at the top of a lesson's page: at which size, where, when and in how long it ran."""
+def execution_note(smoke: bool, seconds: float, error: CellExecutionError | None = None) -> str:
+    """The line at the top of a lesson's page: at which size, where, when and how long it ran, or where it stopped."""
     size = "at smoke size (`VIDEO_PROCESSING_SMOKE=1`)" if smoke else "at full size"
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     minutes, secs = divmod(round(seconds), 60)
     took = f"{minutes} min {secs} s" if minutes else f"{secs} s"
+    if error is not None:
+        return (
+            f"**This page was executed {size} on {when}, on {machine()}, and stopped after {took} with "
+            f"`{error.ename}: {error.evalue}`: the outputs below end at that cell.**"
+        )
     return f"*This page was executed {size} on {when}, on {machine()}, in {took}.*"
 
 
-def execute(notebook: Path, smoke: bool) -> Path:
-    """The executed copy of `notebook`: reused when its source key matches, else run now in notebooks/."""
+def execute(notebook: Path, smoke: bool) -> tuple[Path, CellExecutionError | None]:
+    """The executed copy of `notebook` and the error it stopped at (None: it ran through).
+
+    A copy that ran through is reused while its source key matches; one that stopped is run again next time.
+    """
     out = WORK / "executed" / f"{notebook.stem}.{'smoke' if smoke else 'full'}.ipynb"
     key = source_key(notebook, smoke)
     if out.is_file() and nbformat.read(out, as_version=4).metadata.get("site_source_key") == key:
         print(f"{notebook.name}: unchanged, reusing {out.relative_to(ROOT)}")
-        return out
+        return out, None
     print(f"{notebook.name}: executing {'at smoke size' if smoke else 'at full size'} ...", flush=True)
     nb = nbformat.read(notebook, as_version=4)
-    start = time.perf_counter()
-    NotebookClient(nb, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    start, error = time.perf_counter(), None
+    try:
+        NotebookClient(nb, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    except CellExecutionError as e:  # the page still shows what ran, and says where it stopped
+        error = e
     seconds = time.perf_counter() - start
-    print(f"{notebook.name}: {seconds:.0f} s")
-    note = nbformat.v4.new_markdown_cell(execution_note(smoke, seconds))
+    print(f"{notebook.name}: {seconds:.0f} s" + (f", stopped with {error.ename}: {error.evalue}" if error else ""))
+    note = nbformat.v4.new_markdown_cell(execution_note(smoke, seconds, error))
     if nb.nbformat_minor < 5:  # cell ids came with nbformat 4.5
         del note["id"]
     nb.cells.insert(1, note)
-    nb.metadata["site_source_key"] = key
+    nb.metadata["site_source_key"] = key if error is None else None
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out)
-    return out
+    return out, error
 
 
 def fix_links(text: str, source: Path, staged: set[Path], repository: str) -> str:
@@ -166,12 +179,15 @@ def main() -> None:
     os.chdir(ROOT)  # mkdocs.yml's paths are relative to the checkout
     start = time.perf_counter()
     smoke = smoke_mode()
-    executed = {notebook: execute(notebook, smoke) for notebook in lessons(args.lessons)}
+    runs = {notebook: execute(notebook, smoke) for notebook in lessons(args.lessons)}
+    executed = {notebook: copy for notebook, (copy, _) in runs.items()}
     repository = yaml.safe_load(Path("mkdocs.yml").read_text())["repo_url"]
     pages = stage(executed, repository)
     nav = navigation([notebook.name for notebook in executed])
     build(load_config("mkdocs.yml", docs_dir=str(pages), site_dir=str(site_dir), nav=nav))
     print(f"site built in {args.site_dir} in {time.perf_counter() - start:.0f} s")
+    if stopped := [f"{notebook.name} ({error.ename})" for notebook, (_, error) in runs.items() if error]:
+        sys.exit(f"lessons that stopped with an error (their pages say where): {', '.join(stopped)}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ internal links resolving, no console error. `make site` builds it at full size (
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
+import nbformat
 import pytest
 import tomllib
 import yaml
@@ -163,3 +165,18 @@ def test_site_addresses_agree_with_the_readme_and_pyproject():
     owner, name = urlparse(repository).path.strip("/").split("/")
     assert config["site_url"] == f"https://{owner}.github.io/{name}/"
     assert config["site_url"] in (ROOT / "README.md").read_text()
+
+
+def test_a_lesson_that_stops_is_published_up_to_its_error_and_is_run_again_next_time(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("build_site", ROOT / "docs" / "build_site.py")
+    build_site = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_site)
+    monkeypatch.setattr(build_site, "WORK", tmp_path)
+    notebook = tmp_path / "09_stops.ipynb"
+    cells = [nbformat.v4.new_code_cell("print('before')"), nbformat.v4.new_code_cell("raise OSError('no network')")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), notebook)
+    copy, error = build_site.execute(notebook, smoke=True)
+    executed = nbformat.read(copy, as_version=4)
+    assert error.ename == "OSError" and "stopped after" in executed.cells[1].source
+    assert "OSError: no network" in executed.cells[1].source and executed.cells[0].outputs[0]["text"] == "before\n"
+    assert executed.metadata["site_source_key"] is None  # never reused: the next build runs it again

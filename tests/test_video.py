@@ -9,6 +9,7 @@ from stream_helpers import mpegts_bytes
 
 from tests.conftest import write_clip
 from video_processing.standins import serve_directory
+from video_processing.streams import open_stream, sliding_windows, stream_clips
 from video_processing.video import (
     VideoError,
     _decode_file,
@@ -16,12 +17,9 @@ from video_processing.video import (
     decode_constant_clips,
     decode_random_clip,
     decode_uniform_clips,
-    open_stream,
     open_video,
     plan_uniform_clips,
     random_clip_window,
-    sliding_windows,
-    stream_clips,
     subsample_indices,
     uniform_clip_windows,
     video_info,

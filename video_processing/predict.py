@@ -48,7 +48,8 @@ from video_processing.classifiers import (
 )
 from video_processing.handover import Handover
 from video_processing.segments import Segment, SegmentMerger, WindowLabel, label_windows
-from video_processing.video import StreamClip, VideoError, open_stream, open_video, stream_clips
+from video_processing.streams import StreamClip, open_stream, stream_clips
+from video_processing.video import VideoError, open_video
 
 # How long a URL or a camera may send nothing (to open, then between reads) before the command gives up on it.
 DEFAULT_TIMEOUT_S = 10.0

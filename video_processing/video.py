@@ -18,13 +18,11 @@ import io
 import itertools
 import logging
 import math
-import sys
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -331,7 +329,7 @@ def _decode_windows(
         raise VideoError(path, f"decoding failed ({len(missing)} frames of the clip did not decode)")
     reformatter = VideoReformatter()  # one converter for all frames: `frame.to_ndarray(format=...)` sets up
     # a new one per frame, which costs twice the conversion itself; the pixels are the same
-    return [_to_rgb(reformatter, [frames[round(t / time_base)] for t in times]) for times in kept_times]
+    return [frames_to_rgb(reformatter, [frames[round(t / time_base)] for t in times]) for times in kept_times]
 
 
 def _read_kept_times(
@@ -388,7 +386,7 @@ def _decode_wanted(stream, packets: list[av.Packet], wanted: set[int]) -> dict[i
     return frames
 
 
-def _to_rgb(reformatter: VideoReformatter, frames: list[av.VideoFrame]) -> torch.Tensor:
+def frames_to_rgb(reformatter: VideoReformatter, frames: list[av.VideoFrame]) -> torch.Tensor:
     """Frames -> uint8 RGB (T, C, H, W), turned upright as the stream's display rotation says."""
     rgb = _upright(np.stack([reformatter.reformat(f, format="rgb24").to_ndarray() for f in frames]), frames[0])
     return torch.from_numpy(rgb).permute(0, 3, 1, 2)
@@ -453,164 +451,3 @@ def write_video(
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: stream.height, : stream.width]), "rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-
-
-@dataclass(frozen=True)
-class StreamClip:
-    """One window of a stream: start and end in seconds from its first frame, and the kept frames (T, C, H, W)."""
-
-    start_s: float
-    end_s: float
-    frames: torch.Tensor
-
-
-def open_stream(
-    source: str, input_format: str | None = None, timeout_s: float | None = None
-) -> av.container.InputContainer:
-    """Open a file, a URL (rtsp://, http://...), a device or "-" (standard input) for decoding in order.
-
-    A local path goes through `open_video` and its checks. `input_format` names FFmpeg's demuxer where probing
-    cannot tell it ("v4l2" for /dev/video0, "mpegts" for a pipe). `timeout_s` bounds how long opening a URL or a
-    device, and then each read, waits for data: past it, decoding ends with a VideoError saying the source
-    stalled. Raises VideoError naming the source.
-    """
-    if source != "-" and "://" not in source and input_format is None:
-        return open_video(source)
-    timeout = None if timeout_s is None or source == "-" else (timeout_s, timeout_s)  # (open, read)
-    try:
-        # a pipe is read through its Python file object, so Ctrl-C interrupts a read that waits for data
-        container = av.open(sys.stdin.buffer if source == "-" else source, format=input_format, timeout=timeout)
-    except av.error.ExitError:  # FFmpeg's interrupt: the open timeout ran out
-        raise VideoError(source, f"stalled: no answer within {timeout_s:g} s") from None
-    except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise VideoError(source, f"cannot open the stream ({e})") from None
-    if not container.streams.video:
-        container.close()
-        raise VideoError(source, "has no video stream")
-    stream = container.streams.video[0]
-    stream.thread_type = "SLICE"  # as `open_video`: one decoding thread
-    stream.thread_count = 1
-    return container
-
-
-Item = TypeVar("Item")
-
-
-def sliding_windows(
-    timed_items: Iterable[tuple[float, Item]], window_s: float, stride_s: float, origin_s: float | None = None
-) -> Iterator[tuple[float, float, list[Item]]]:
-    """Group (time in seconds, item) pairs into windows [k * stride_s, k * stride_s + window_s) from `origin_s`.
-
-    `origin_s` None counts from the first item's time. A window is yielded, with its items, as soon as an item at
-    or past its end arrives, so a live stream gets each window without waiting for the next one. Only the items
-    of the open window are held, so memory stays bounded by one window whatever the stream's length; items in a
-    gap between windows (stride longer than the window) are dropped on arrival. At the end, the open window is
-    yielded if its items reach its end (within 1.5 intervals between items), or if it is the first window: a
-    stream shorter than one window gives one window, as `uniform_clip_windows` does for a short file.
-
-    A time that goes back (a restarted camera, a looping stream) ends the run of windows as the end of a stream
-    does and starts a new run from that item, with a warning; the returned times go on rising across it.
-    """
-    if window_s <= 0 or stride_s <= 0:
-        raise ValueError(f"window and stride must be positive, got {window_s} s and {stride_s} s")
-    items, base, first = iter(timed_items), 0.0, None
-    while True:
-        run = _run_windows(first, items, window_s, stride_s, base, origin_s)
-        first, origin_s = None, None  # the run holds its first item; a later run counts from its own
-        first, base = yield from run
-        if first is None:
-            return
-
-
-def _run_windows(
-    first: tuple[float, Item] | None,
-    items: Iterator[tuple[float, Item]],
-    window_s: float,
-    stride_s: float,
-    base: float,
-    origin: float | None,
-) -> Iterator[tuple[float, float, list[Item]]]:
-    """The windows of one run of rising times (`first`, then `items`), placed from `base` on the returned timeline.
-
-    Returns the item whose time went back (None at the end of the items) and where the next run starts.
-    """
-    pending = items if first is None else itertools.chain([first], items)
-    del first  # only the open window's items stay referenced
-    held: deque[tuple[float, Item]] = deque()
-    k, last, interval, reset = 0, None, 0.0, None
-    for time, item in pending:
-        if last is not None and time < last:
-            reset = (time, item)
-            break
-        origin = time if origin is None else origin
-        while time - origin >= k * stride_s + window_s:  # this item closes window k (and the empty ones of a gap)
-            yield base + k * stride_s, base + k * stride_s + window_s, [x for _, x in held]
-            k += 1
-            while held and held[0][0] - origin < k * stride_s:
-                held.popleft()
-        if time - origin >= k * stride_s:
-            held.append((time, item))
-        interval = 0.0 if last is None else time - last
-        last = time
-    end = k * stride_s + window_s
-    if held and (k == 0 or end - (last - origin) <= 1.5 * interval):
-        yield base + k * stride_s, base + end, [x for _, x in held]
-        k += 1
-    if reset is not None:
-        logger.warning(
-            "timestamps went back from %.2f s to %.2f s (a restarted or looping source): a new run of windows "
-            "starts at %.2f s",
-            last,
-            reset[0],
-            base + k * stride_s,
-        )
-    return reset, base + k * stride_s
-
-
-def stream_clips(
-    container: av.container.InputContainer,
-    source: str | Path,
-    window_s: float,
-    stride_s: float,
-    num_frames: int,
-) -> Iterator[StreamClip]:
-    """Decode the first video stream once, in order, and yield each window's `num_frames` frames (uint8).
-
-    Windows are placed by `sliding_windows` on the frames' timestamps, counted from the stream's start time as
-    clips of a file are (`start_time_s`; from the first frame when the stream states none); a window
-    keeps `num_frames` evenly spaced frames of those inside it, as clips of a file keep theirs
-    (`subsample_indices`). Frames wait in the decoder's YUV and only the kept ones are converted to RGB.
-    A window holding fewer than `num_frames` frames (a stall, a slow camera) is skipped with a warning.
-    """
-    reformatter = VideoReformatter()  # one converter for all frames (see `_decode_windows`)
-    origin = start_time_s(container)
-    for start, end, frames in sliding_windows(_timed_frames(container, source), window_s, stride_s, origin):
-        if len(frames) < num_frames:
-            logger.warning(
-                "skipped window %.2f-%.2f s of %s: %d frames, fewer than num_frames=%d (a longer --window "
-                "or a source with more frames per second fixes this)",
-                start,
-                end,
-                source,
-                len(frames),
-                num_frames,
-            )
-            continue
-        kept = [frames[i] for i in subsample_indices(len(frames), num_frames)]
-        yield StreamClip(start, end, _to_rgb(reformatter, kept))
-
-
-def _timed_frames(container: av.container.InputContainer, source: str | Path) -> Iterator[tuple[float, av.VideoFrame]]:
-    """Frames of the first video stream in presentation order, with their presentation time in seconds.
-
-    A frame without a timestamp (some raw streams) is timed by its index and the stream's frame rate.
-    """
-    stream = container.streams.video[0]
-    rate = float(stream.average_rate or stream.guessed_rate or 30)
-    try:
-        for index, frame in enumerate(container.decode(stream)):
-            yield (frame.time if frame.time is not None else index / rate), frame
-    except av.error.ExitError:  # FFmpeg's interrupt: the open/read timeout of a network source ran out
-        raise VideoError(source, "stalled: no data within the read timeout") from None
-    except av.error.FFmpegError as e:
-        raise VideoError(source, f"decoding failed ({e})") from None

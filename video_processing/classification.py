@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from video_processing.backbones import KINETICS_CLASSES, build_backbone, get_backbone, split_head
+from video_processing.models.backbones import KINETICS_CLASSES, build_backbone, get_backbone, split_head
 
 
 def make_kinetics_resnet(

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from video_processing.video import write_video
+from video_processing.data.video import write_video
 
 CLASSES = ("growing", "moving_down", "moving_sideways", "moving_up", "shrinking", "spinning")
 

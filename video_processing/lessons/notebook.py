@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from video_processing.data.video import write_video
 from video_processing.download import ensure_dataset
-from video_processing.runs import Run, finetune_runs, lesson_run
-from video_processing.standins import make_ucf101_archive, serve_directory, write_standin_weights
+from video_processing.lessons.runs import Run, finetune_runs, lesson_run
+from video_processing.lessons.standins import make_ucf101_archive, serve_directory, write_standin_weights
 from video_processing.synthetic import CLASSES, make_dataset, render_video
-from video_processing.video import write_video
 
 SMOKE_ENV = "VIDEO_PROCESSING_SMOKE"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,70 @@ def test_kinetics400_classes_are_the_400_sorted_labels():
     assert {"abseiling", "zumba", "playing guitar", "passing American football (in game)"} <= set(names)
     # torchvision's video weights carry the same list, in the same class-index order.
     assert names == R2Plus1D_18_Weights.KINETICS400_V1.meta["categories"]
+
+
+def _slowfast_reference() -> tuple[torch.nn.Module, torch.Tensor, Callable]:
+    from pytorchvideo.models.hub import slowfast_r50
+
+    # 8 fast frames of 64 pixels: pooled over exactly that input, as the registry pools over its input
+    reference = slowfast_r50(pretrained=False, head_pool_kernel_sizes=((2, 2, 2), (8, 2, 2)))
+    fast = torch.randn(1, 3, 8, 64, 64)
+    slow = fast[:, :, torch.linspace(0, 7, 2).long()]  # PyTorchVideo's PackPathway with alpha 4
+    return reference, fast, lambda: reference([slow, fast])
+
+
+def _torchvision_reference(builder: str, num_frames: int, crop_size: int):
+    from torchvision.models import video
+
+    reference = getattr(video, builder)(weights=None, num_classes=400)
+    clip = torch.randn(1, 3, num_frames, crop_size, crop_size)
+    return reference, clip, lambda: reference(clip)
+
+
+def _videomae_reference():
+    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+    config = VideoMAEConfig(image_size=32, num_frames=4, num_hidden_layers=2, num_labels=400)
+    reference = VideoMAEForVideoClassification(config)
+    clip = torch.randn(1, 3, 4, 32, 32)
+    return reference, clip, lambda: reference(pixel_values=clip.transpose(1, 2)).logits
+
+
+# name: (reference model, clip, the reference's own call on the clip), the registry options; small inputs where
+# the architecture takes any (MViT's and S3D's take 224-pixel clips only)
+PARITY = {
+    "slowfast_r50": (_slowfast_reference, {}),
+    "s3d": (lambda: _torchvision_reference("s3d", 16, 224), {}),
+    "swin3d_t": (lambda: _torchvision_reference("swin3d_t", 4, 64), {}),
+    "mvit_v2_s": (lambda: _torchvision_reference("mvit_v2_s", 16, 224), {}),
+    "videomae_base": (_videomae_reference, {"num_hidden_layers": 2}),
+}
+
+
+def _save_in_the_published_format(name: str, reference: torch.nn.Module, folder: Path) -> str:
+    """The reference's weights as the registry's real file holds them; the served file's name."""
+    folder.mkdir(exist_ok=True)
+    if name == "videomae_base":
+        reference.save_pretrained(folder)  # model.safetensors, as on the Hugging Face Hub
+        return "model.safetensors"
+    state = reference.state_dict()
+    torch.save({"model_state": state} if name == "slowfast_r50" else state, folder / f"{name}.pth")
+    return f"{name}.pth"
+
+
+@pytest.mark.parametrize("name", sorted(PARITY))
+def test_new_backbones_equal_their_reference_on_the_same_weights(name, tmp_path, torch_home):
+    make_reference, options = PARITY[name]
+    torch.manual_seed(0)
+    reference, clip, run_reference = make_reference()
+    reference.eval()
+    file_name = _save_in_the_published_format(name, reference, tmp_path / "served")
+    with serve_directory(tmp_path / "served") as url:
+        model = build_backbone(
+            name, num_frames=clip.shape[2], crop_size=clip.shape[3], pretrained=True,
+            weights_url=f"{url}/{file_name}", **options,
+        ).eval()  # fmt: skip
+    with torch.no_grad():
+        expected, logits = run_reference(), model(clip)
+    assert logits.shape == (1, 400)
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-5)

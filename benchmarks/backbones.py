@@ -12,8 +12,8 @@ Columns, each for one clip ("view") of the entry's frames x crop x crop, random 
 - act. MB/clip:       bytes the forward keeps for the backward pass (saved_tensors_hooks, float32, training
                       mode), per clip; "ckpt." the same with activation checkpointing of the entry's blocks
                       (the transformers'), which keeps only each block's input.
-- T4 est. GB @4:      estimated training memory at batch 4 with fp16 autocast: 16 bytes per parameter (fp32
-                      weights, gradients and Adam's two moments) + 4 x the activations kept (ckpt. where the
+- T4 est. GB @8:      estimated training memory at batch 8 with fp16 autocast: 16 bytes per parameter (fp32
+                      weights, gradients and Adam's two moments) + 8 x the activations kept (ckpt. where the
                       entry has blocks, as its config trains) / 2 (fp16 halves most saved activations), plus
                       1 GB for the CUDA context and the allocator's slack. The recomputed block's own
                       activations (one block at a time) are left out.
@@ -36,7 +36,7 @@ from video_processing.models.backbones import BACKBONES, build_backbone
 
 ADAM_BYTES_PER_PARAM = 16  # fp32 weight, gradient, exp_avg, exp_avg_sq
 CUDA_OVERHEAD_GB = 1.0
-T4_BATCH = 4
+T4_BATCH = 8  # the fine-tuning configs' batch
 
 
 def saved_activation_bytes(model: torch.nn.Module, clip: torch.Tensor) -> int:
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; random weights; batch 1 on the CPU")
     header = ("backbone", "input", "params (M)", "GFLOPs/view", "CPU clips/s", "act. MB/clip", "ckpt. MB/clip",
-              "T4 est. GB @4",
+              "T4 est. GB @8",
               "GPU peak GB @8 bf16", "GPU train clips/s @8")  # fmt: skip
     print(" | ".join(header))
     for name in args.names:

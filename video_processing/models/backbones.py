@@ -36,7 +36,7 @@ from video_processing.models.architectures import S3D, SLOWFAST_ALPHA, SlowFast
 SPATIAL_STRIDE = 32
 KINETICS_CLASSES = 400
 
-_ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
+ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
 # The final projection of PyTorchVideo's ResNet and X3D: blocks are the stem, the stages, then the head.
 PYTORCHVIDEO_HEAD = "blocks.5.proj"
 
@@ -172,16 +172,16 @@ BACKBONES: dict[str, Backbone] = {
                  clip_duration_s=2.0, weights_url=None, options=("model_depth", "stem_dim_out")),
         # The zoo samples 8 frames 8 apart at 30 fps; X3D-XS 4 frames 12 apart, -S 13 x 6, -M 16 x 5.
         Backbone("slow_r50", _slow_r50, PYTORCHVIDEO_HEAD, num_frames=8, crop_size=224, short_side=256,
-                 clip_duration_s=64 / 30, weights_url=f"{_ZOO}/SLOW_8x8_R50.pyth"),
+                 clip_duration_s=64 / 30, weights_url=f"{ZOO}/SLOW_8x8_R50.pyth"),
         Backbone("x3d_xs", _x3d(2.2), PYTORCHVIDEO_HEAD, num_frames=4, crop_size=160, short_side=182,
-                 clip_duration_s=48 / 30, weights_url=f"{_ZOO}/X3D_XS.pyth"),
+                 clip_duration_s=48 / 30, weights_url=f"{ZOO}/X3D_XS.pyth"),
         Backbone("x3d_s", _x3d(2.2), PYTORCHVIDEO_HEAD, num_frames=13, crop_size=160, short_side=182,
-                 clip_duration_s=78 / 30, weights_url=f"{_ZOO}/X3D_S.pyth"),
+                 clip_duration_s=78 / 30, weights_url=f"{ZOO}/X3D_S.pyth"),
         Backbone("x3d_m", _x3d(2.2), PYTORCHVIDEO_HEAD, num_frames=16, crop_size=224, short_side=256,
-                 clip_duration_s=80 / 30, weights_url=f"{_ZOO}/X3D_M.pyth"),
+                 clip_duration_s=80 / 30, weights_url=f"{ZOO}/X3D_M.pyth"),
         # SlowFast 8x8: 32 fast frames 2 apart at 30 fps, the slow pathway every 4th of them (made inside).
         Backbone("slowfast_r50", _slowfast_r50, "blocks.6.proj", num_frames=32, crop_size=224, short_side=256,
-                 clip_duration_s=64 / 30, weights_url=f"{_ZOO}/SLOWFAST_8x8_R50.pyth"),
+                 clip_duration_s=64 / 30, weights_url=f"{ZOO}/SLOWFAST_8x8_R50.pyth"),
         # torchvision's: 16 consecutive frames at 15 fps, short side 128, crop 112 (their metadata).
         _torchvision_entry("r2plus1d_18", _torchvision(tv_video.r2plus1d_18),
                            tv_video.R2Plus1D_18_Weights.KINETICS400_V1),
@@ -239,14 +239,17 @@ def load_pretrained_state(name: str, weights_url: str | None = None) -> dict[str
 
 def _cached_path(name: str, url: str) -> Path:
     """Where torch.hub's cache keeps the weights of `name` downloaded from `url`."""
-    file_name = f"{name}.safetensors" if url.endswith(".safetensors") else Path(urlparse(url).path).name
+    file_name = Path(urlparse(url).path).name
+    if file_name == "model.safetensors":  # Hugging Face's name for every model's file
+        file_name = f"{name}-{file_name}"
     return Path(torch.hub.get_dir()) / "checkpoints" / file_name
 
 
 def _load_safetensors(url: str, name: str) -> dict[str, torch.Tensor]:
     """A safetensors file (Hugging Face's format: tensors only, no code) through torch.hub's cache.
 
-    Hugging Face names every model's file model.safetensors, so the cached copy is named after the backbone.
+    Hugging Face names every model's file model.safetensors, so its cached copy is prefixed with the backbone's
+    name (`_cached_path`).
     """
     from safetensors.torch import load_file
 

@@ -361,3 +361,19 @@ def test_realtime_drops_the_windows_a_slow_model_has_no_time_for_and_says_how_ma
     dropped = int(re.search(r"dropped (\d+) windows", err).group(1))
     assert dropped >= 1 and len(windows) + dropped == 8 and windows[-1][:2] == (7, 8)  # the newest is kept
     assert [w[0] for w in windows] == sorted(w[0] for w in windows) and segments[-1][1] == 8
+
+
+@pytest.mark.parametrize("name", ["slowfast_r50", "videomae_base"])
+def test_the_new_backbone_names_predict_kinetics_classes(name, tmp_path, videos, capsys, monkeypatch):
+    """One clip tensor through SlowFast's two pathways and VideoMAE's permuted input (smaller clips than the
+    entries' for speed: the model and its weights are built for them alike)."""
+    small = dict(num_frames=8, crop_size=64, short_side=64) if name == "slowfast_r50" else {}
+    small = small or dict(num_frames=2, crop_size=32, short_side=32)
+    monkeypatch.setitem(BACKBONES, name, dataclasses.replace(BACKBONES[name], **small))
+    weights = write_standin_weights(name, tmp_path / "served")
+    with serve_directory(tmp_path / "served") as url:
+        monkeypatch.setitem(BACKBONES, name, dataclasses.replace(BACKBONES[name], weights_url=f"{url}/{weights.name}"))
+        assert main([name, str(videos["mp4"]), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert len(record["top"]) == 5
+    assert {entry["class"] for entry in record["top"]} <= set(kinetics400_classes())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from video_processing.models.backbones import (
     BACKBONES,
     PretrainedWeightsError,
     build_backbone,
+    describe_backbones,
     get_backbone,
     kinetics400_classes,
     load_pretrained_state,
@@ -250,3 +252,24 @@ def test_new_backbones_equal_their_reference_on_the_same_weights(name, tmp_path,
         expected, logits = run_reference(), model(clip)
     assert logits.shape == (1, 400)
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_registry_table_names_every_backbone_and_its_input():
+    lines = describe_backbones().splitlines()
+    assert len(lines) == 1 + len(BACKBONES)
+    for line, entry in zip(lines[1:], BACKBONES.values(), strict=True):
+        assert line.split()[:4] == [entry.name, str(entry.num_frames), "x", str(entry.crop_size)]
+
+
+def test_inputs_a_network_cannot_take_are_refused_naming_the_fix():
+    with pytest.raises(ValueError, match="mvit_v2_s takes clips of exactly 16 frames of 224x224.*num_frames 16"):
+        build_backbone("mvit_v2_s", num_frames=8, crop_size=224)
+    with pytest.raises(ValueError, match="s3d needs a crop of at least 224 pixels"):
+        build_backbone("s3d", num_frames=16, crop_size=112)
+
+
+def test_videomae_without_transformers_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "video_processing.models.videomae", raising=False)
+    with pytest.raises(ModuleNotFoundError, match=r"video-classification\[transformers\]"):
+        build_backbone("videomae_base", num_frames=2, crop_size=32)

@@ -13,7 +13,7 @@ from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons import runs
 from video_processing.lessons.runs import CPU, KINETICS, SMOKE, UCF101, Run
-from video_processing.models.backbones import get_backbone
+from video_processing.models.backbones import BACKBONES, get_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,3 +150,15 @@ def test_describe_training_names_the_run_and_scales_with_epochs(small_dataset):
     assert minutes == pytest.approx(30 * 36 / runs.CPU_VIDEOS_PER_S / 60, abs=0.05)
     longer = float(runs.describe_training(replace(CPU, max_epochs=60), data, cuda=False).split("roughly ")[1][:4])
     assert longer == pytest.approx(2 * minutes, abs=0.1)
+
+
+@pytest.mark.parametrize("smoke", [True, False])
+def test_every_backbone_has_fine_tuning_runs_at_an_input_it_takes(smoke):
+    for name, entry in BACKBONES.items():
+        finetune, scratch = runs.finetune_runs(name, smoke=smoke)
+        assert (finetune.num_frames, finetune.crop_size) == (scratch.num_frames, scratch.crop_size)
+        assert finetune.crop_size >= entry.min_crop_size and finetune.min_short_side >= finetune.crop_size
+        if entry.fixed_input:
+            assert (finetune.num_frames, finetune.crop_size) == (entry.num_frames, entry.crop_size)
+        if not smoke:
+            assert finetune.batch_size == (8 if entry.blocks else 16)

@@ -62,7 +62,8 @@ class Backbone:
     extra size arguments the builder takes (the module's model_depth and stem_dim_out, for "resnet"). `head` is
     the dotted name of its final projection (an nn.Linear). `clip_duration_s` is the time the `num_frames`
     frames span. `weights_url` is where its Kinetics-400 weights live (None: it has none). `fixed_input`: the
-    network takes exactly (num_frames, crop_size) (MViT's position tables are sized for it). `blocks` are the
+    network takes exactly (num_frames, crop_size) (MViT's position tables are sized for it); `min_crop_size` is the
+    smallest crop it takes (most downsample by 32; S3D pools 7x7 after that). `blocks` are the
     class names of the layers that activation checkpointing recomputes (the transformers' blocks; empty: not offered).
     """
 
@@ -78,6 +79,7 @@ class Backbone:
     std: tuple[float, float, float] = PYTORCHVIDEO_STD
     options: tuple[str, ...] = ()
     fixed_input: bool = False
+    min_crop_size: int = SPATIAL_STRIDE
     blocks: tuple[str, ...] = ()
 
 
@@ -189,7 +191,7 @@ BACKBONES: dict[str, Backbone] = {
         # S3D's accuracy was measured on 128-frame (8.5 s) clips; 64 frames (4.3 s, its training clips) keep
         # more short videos usable.
         _torchvision_entry("s3d", lambda num_frames, crop_size: S3D(KINETICS_CLASSES),
-                           tv_video.S3D_Weights.KINETICS400_V1, "classifier.1", num_frames=64),
+                           tv_video.S3D_Weights.KINETICS400_V1, "classifier.1", num_frames=64, min_crop_size=224),
         _torchvision_entry("mvit_v2_s", _torchvision(tv_video.mvit_v2_s), tv_video.MViT_V2_S_Weights.KINETICS400_V1,
                            "head.1", fixed_input=True, blocks=("MultiscaleBlock",)),
         _torchvision_entry("swin3d_t", _torchvision(tv_video.swin3d_t), tv_video.Swin3D_T_Weights.KINETICS400_V1,
@@ -200,6 +202,17 @@ BACKBONES: dict[str, Backbone] = {
                  options=("num_hidden_layers",), blocks=("VideoMAELayer",)),
     )
 }  # fmt: skip
+
+
+def describe_backbones() -> str:
+    """The registry as a text table: each entry's input, where its weights come from, and its head."""
+    rows = [("name", "frames x crop", "short side", "clip (s)", "weights from", "head")]
+    for b in BACKBONES.values():
+        source = urlparse(b.weights_url).netloc if b.weights_url else "none (from scratch)"
+        rows.append((b.name, f"{b.num_frames} x {b.crop_size}", str(b.short_side), f"{b.clip_duration_s:.2f}",
+                     source, b.head))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def get_backbone(name: str) -> Backbone:
@@ -281,10 +294,10 @@ def build_backbone(
         raise ValueError(f"{name} takes no {sorted(unknown)}; its size options are {list(backbone.options)}")
     if num_frames < 1:
         raise ValueError(f"num_frames={num_frames}: {name} needs 1 frame or more; pass --data.num_frames 8")
-    if crop_size < SPATIAL_STRIDE:
+    if crop_size < backbone.min_crop_size:
         raise ValueError(
-            f"crop_size={crop_size}: {name} downsamples by {SPATIAL_STRIDE}, so it needs a crop of at least "
-            f"{SPATIAL_STRIDE} pixels; pass --data.crop_size {SPATIAL_STRIDE} or more (Kinetics: 224)"
+            f"crop_size={crop_size}: {name} needs a crop of at least {backbone.min_crop_size} pixels; pass "
+            f"--data.crop_size {backbone.min_crop_size} or more (Kinetics: 224)"
         )
     if backbone.fixed_input and (num_frames, crop_size) != (backbone.num_frames, backbone.crop_size):
         raise ValueError(

@@ -7,6 +7,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from conftest import random_batches
 from pytorch_lightning.callbacks import Callback, EMAWeightAveraging
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper
 from torchvision.transforms import v2
@@ -108,27 +109,13 @@ def test_cutmix_targets_sum_to_one_and_weigh_the_pasted_box():
     assert torch.equal(mixed[1, :, 0] == 0, mixed[1, :, -1] == 0), "the box moved between frames"
 
 
-def _batches(count: int, num_classes: int = 3) -> list[dict]:
-    generator = torch.Generator().manual_seed(0)
-    return [
-        {
-            "video": torch.randn(4, 3, 4, 32, 32, generator=generator),
-            "label": torch.randint(num_classes, (4,), generator=generator),
-            "video_name": [f"v{i}" for i in range(4)],
-            "video_index": torch.arange(4),
-            "skipped": [],
-        }
-        for _ in range(count)
-    ]
-
-
 def _module(**recipe) -> VideoClassificationLightningModule:
     torch.manual_seed(0)
     return VideoClassificationLightningModule(num_classes=3, stem_dim_out=8, num_frames=4, crop_size=32, **recipe)
 
 
 def test_label_smoothing_is_the_training_loss():
-    batch = _batches(1)[0]
+    batch = random_batches(1, 3)[0]
     module = _module(label_smoothing=0.2).eval()  # no dropout: the same logits twice
     loss = module.training_step(batch, 0)
     expected = F.cross_entropy(module(batch["video"]), batch["label"], label_smoothing=0.2)
@@ -170,7 +157,7 @@ def _fit(module, callbacks, batches: list[dict]) -> pl.Trainer:
 def test_validation_reads_the_ema_weights_when_ema_is_on():
     decay = 0.5
     module, weights = _module(ema_decay=decay, lr=0.05), _HeadWeights()
-    trainer = _fit(module, [weights], _batches(3))
+    trainer = _fit(module, [weights], random_batches(3, 3))
     assert any(isinstance(c, EMAWeightAveraging) for c in trainer.callbacks)
     average = weights.trained[0]  # the first update copies the weights, each next one moves by 1 - decay
     for current in weights.trained[1:]:
@@ -182,7 +169,7 @@ def test_validation_reads_the_ema_weights_when_ema_is_on():
 
 def test_without_ema_validation_reads_the_trained_weights():
     module, weights = _module(lr=0.05), _HeadWeights()
-    trainer = _fit(module, [weights], _batches(3))
+    trainer = _fit(module, [weights], random_batches(3, 3))
     assert not any(isinstance(c, EMAWeightAveraging) for c in trainer.callbacks)
     assert torch.equal(weights.validated[0], weights.trained[-1])
 

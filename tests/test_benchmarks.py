@@ -171,3 +171,15 @@ def test_predict_memory_benchmark_prints_both_methods_per_length(tmp_path):
     for method in ("predict", "all clips at once"):
         baseline, peak, seconds, clips = row(output, "0.1", "m", *method.split())
         assert peak >= baseline > 0 and clips == 3  # 6 s of 2 s clips
+
+
+def test_backbone_benchmark_prints_a_row_per_entry_with_checkpointed_activations_for_the_transformers():
+    output = run_benchmark("backbones.py", "--tiny", "--repeats", "1", "--names", "x3d_xs", "swin3d_t")
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in output.splitlines() if " | " in line}
+    assert set(rows) == {"backbone", "x3d_xs", "swin3d_t"}
+    x3d, swin = rows["x3d_xs"], rows["swin3d_t"]
+    assert float(x3d[2]) == pytest.approx(3.8, abs=0.1) and float(swin[2]) == pytest.approx(28.2, abs=0.1)
+    assert float(swin[3]) > 0 and float(x3d[4]) > 0  # GFLOPs (x3d_xs at 2x32: under 0.05), clips/s
+    assert x3d[6] == "-" and 0 < float(swin[6]) < float(swin[5])  # checkpointing keeps less
+    expected = "not measured: no GPU" if not torch.cuda.is_available() else None
+    assert expected is None or x3d[-1] == expected

@@ -180,6 +180,6 @@ def test_backbone_benchmark_prints_a_row_per_entry_with_checkpointed_activations
     x3d, swin = rows["x3d_xs"], rows["swin3d_t"]
     assert float(x3d[2]) == pytest.approx(3.8, abs=0.1) and float(swin[2]) == pytest.approx(28.2, abs=0.1)
     assert float(swin[3]) > 0 and float(x3d[4]) > 0  # GFLOPs (x3d_xs at 2x32: under 0.05), clips/s
-    assert x3d[6] == "-" and 0 < float(swin[6]) < float(swin[5])  # checkpointing keeps less
+    assert x3d[6] == "-" and float(swin[6]) < float(swin[5])  # checkpointing keeps less
     expected = "not measured: no GPU" if not torch.cuda.is_available() else None
     assert expected is None or x3d[-1] == expected

@@ -37,6 +37,9 @@ def imported_by(*argv: str) -> tuple[int, str, set[str]]:
         (["video_processing.app", "--help"], 0, "--port"),
         (["video_processing.app", "model.ckpt", "--port", "web"], 2, "invalid int value: 'web'"),
         (["video_processing.download", "--help"], 0, "usage:"),
+        (["video_processing.synthetic", "--help"], 0, "usage:"),
+        (["video_processing.check_data", "--help"], 0, "usage:"),
+        (["video_processing.check_data"], 2, "the following arguments are required"),
     ],
 )
 def test_help_and_argument_errors_answer_without_torch(argv, status, said):

@@ -16,6 +16,7 @@ from stream_helpers import mpegts_bytes
 from test_predict import GrowthStandIn, _segment_args
 
 from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD
+from video_processing.data.video import VideoError
 from video_processing.inference.classifiers import Classifier, ClipSettings
 from video_processing.inference.predictions import SegmentWriter, predict_segments
 from video_processing.inference.render import AnnotatedVideo, class_color, render_annotated
@@ -158,3 +159,9 @@ def test_render_needs_segments_one_source_and_an_existing_folder(tmp_path, capsy
         assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.count("--render needs --segments and one source") == 2 and "no folder" in err
+
+
+def test_an_output_that_cannot_be_written_fails_before_decoding(tmp_path):
+    with pytest.raises(VideoError, match="cannot write the annotated video") as error:
+        AnnotatedVideo(tmp_path / "copy.unknown-format")
+    assert "copy.unknown-format" in str(error.value)

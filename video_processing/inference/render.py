@@ -158,7 +158,7 @@ class AnnotatedVideo:
             if packet is None:
                 self._audio_packets = None
                 return
-            if packet.dts is None:  # the demuxer's empty packet at the end
+            if packet.pts is None or packet.dts is None:  # the demuxer's empty packet at the end
                 continue
             if float(packet.pts * packet.time_base) - self._origin_s > until_s:
                 self._audio_next = packet

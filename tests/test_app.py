@@ -108,6 +108,7 @@ def app_url(checkpoint, tmp_path):  # noqa: F811
         "HTTPS_PROXY": recorder.url,
         "NO_PROXY": "127.0.0.1,localhost",
         "GRADIO_TEMP_DIR": str(tmp_path / "gradio"),
+        "PYTHONUNBUFFERED": "1",  # the log says what was started as it happens
     }
     command = [sys.executable, "-m", "video_processing.app", str(checkpoint), "--port", str(port)]
     log = open(tmp_path / "app.log", "wb")  # noqa: SIM115  (closed below)
@@ -123,7 +124,7 @@ def app_url(checkpoint, tmp_path):  # noqa: F811
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the app did not start:\n{(tmp_path / 'app.log').read_text()}")
                 time.sleep(0.5)
-        yield url, recorder
+        yield url, recorder, tmp_path / "app.log"
     finally:
         process.terminate()
         process.wait(30)
@@ -134,7 +135,7 @@ def app_url(checkpoint, tmp_path):  # noqa: F811
 def test_the_page_shows_the_numbers_of_predict_json(app_url, chromium, checkpoint, video, capsys):  # noqa: F811
     from playwright.sync_api import sync_playwright
 
-    url, recorder = app_url
+    url, recorder, log = app_url
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
@@ -160,6 +161,8 @@ def test_the_page_shows_the_numbers_of_predict_json(app_url, chromium, checkpoin
     assert shown == expected
     assert expected["top"][0]["class"] in top_text and annotated
     assert not outside and not recorder.requests, (outside, recorder.requests)
+    said = log.read_text()  # served here only: no Node server for server-side rendering, no share link
+    assert f"Running on local URL:  {url.rstrip('/')}" in said and "SSR" not in said and "public URL" not in said
 
 
 def _local_only(route, outside: list[str]) -> None:

@@ -110,15 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print(f"error: {INSTALL_DEMO}", file=sys.stderr)
         return 2
-    import torch
+    from video_processing.inference.predictions import load_for_command
 
-    from video_processing.inference.predictions import load_any_classifier
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        classifier = load_any_classifier(args.checkpoint, device, args.trust_checkpoint)
-    except Exception as e:  # a missing, truncated or foreign file: one line, not a traceback
-        print(f"error: cannot load checkpoint {args.checkpoint}: {e}", file=sys.stderr)
+    classifier = load_for_command(args.checkpoint, args.trust_checkpoint)
+    if classifier is None:
         return 2
     page = build_page(classifier, f"{Path(args.checkpoint).name}: {len(classifier.class_names)} classes")
     page.launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False, show_error=True)

@@ -97,22 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     command_line = parser()
     args = command_line.parse_args(argv)
     _check(command_line, args)
-    import torch  # only now: --help and argument errors answer without loading torch and Lightning
-
+    # only now: --help and argument errors answer without loading torch and Lightning
     from video_processing.data.video import VideoError
     from video_processing.inference.predictions import (
         SegmentWriter,
-        load_any_classifier,
+        load_for_command,
         predict_files,
         predict_segments,
     )
     from video_processing.inference.render import AnnotatedVideo
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        classifier = load_any_classifier(args.checkpoint, device, args.trust_checkpoint)
-    except Exception as e:  # a missing, truncated or foreign file: one line, not a traceback
-        print(f"error: cannot load checkpoint {args.checkpoint}: {e}", file=sys.stderr)
+    classifier = load_for_command(args.checkpoint, args.trust_checkpoint)
+    if classifier is None:
         return 2
     if not args.segments:
         return 0 if predict_files(classifier, args) else 1

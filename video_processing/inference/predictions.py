@@ -216,3 +216,14 @@ def load_any_classifier(checkpoint: str, device: str, trust: bool) -> Classifier
         if Path(checkpoint).suffix == ".onnx":
             return load_exported(checkpoint)
         return load_classifier(checkpoint, device, trust=trust)
+
+
+def load_for_command(checkpoint: str, trust: bool) -> Classifier | None:
+    """`load_any_classifier` on the GPU when there is one; None after a one-line error naming the file (a missing,
+    truncated or foreign file: no traceback)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return load_any_classifier(checkpoint, device, trust)
+    except Exception as e:
+        print(f"error: cannot load checkpoint {checkpoint}: {e}", file=sys.stderr)
+        return None

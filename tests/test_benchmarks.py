@@ -183,3 +183,18 @@ def test_backbone_benchmark_prints_a_row_per_entry_with_checkpointed_activations
     assert x3d[6] == "-" and float(swin[6]) < float(swin[5])  # checkpointing keeps less
     expected = "not measured: no GPU" if not torch.cuda.is_available() else None
     assert expected is None or x3d[-1] == expected
+
+
+def test_startup_benchmark_times_help_and_the_first_result(tmp_path):
+    output = run_benchmark("startup.py", "--repeat", "1", "--commands", "predict", "--out", str(tmp_path))
+    figures = {
+        line.split("|")[1].strip(): [float(cell.split()[0]) for cell in line.split("|")[2:4] if cell.strip()]
+        for line in output.splitlines()
+        if line.startswith("| predict")
+    }
+    (help_s, help_mib), (first_s, run_mib), (whole_s,) = (
+        figures[key]
+        for key in ("predict --help", "predict --segments --json: first result", "predict --segments --json: whole")
+    )
+    assert help_mib < 100 < run_mib  # --help loads neither torch nor Lightning; a run does
+    assert 0 < help_s and 0 < first_s <= whole_s

@@ -96,8 +96,7 @@ class VideoClassificationLightningModule(pl.LightningModule):
             mixing ratio drawn from Beta(alpha, alpha); the loss is cross-entropy against the mixed (soft)
             targets. With both above 0, each batch gets one of the two at random.
         ema_decay: keep an exponential moving average of the weights (Lightning's `EMAWeightAveraging`, this
-            decay per optimizer step); validation runs on the average, checkpoints hold it, and the model ends
-            training with it. 0: off.
+            decay per optimizer step); validation runs on the average. 0: off.
         activation_checkpointing: recompute each transformer block's activations in the backward pass instead
             of keeping them (torch.utils.checkpoint), for the entries that name their blocks (mvit_v2_s,
             swin3d_t, videomae_base): far less memory for about a third more compute. Applied when fitting.

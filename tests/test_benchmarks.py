@@ -15,6 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 import torchcodec
+from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
+
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.kinetics_module import KineticsDataModule
+from video_processing.synthetic import CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,3 +176,16 @@ def test_predict_memory_benchmark_prints_both_methods_per_length(tmp_path):
     for method in ("predict", "all clips at once"):
         baseline, peak, seconds, clips = row(output, "0.1", "m", *method.split())
         assert peak >= baseline > 0 and clips == 3  # 6 s of 2 s clips
+
+
+def test_explain_benchmark_prints_each_class_and_the_mean(small_dataset, tmp_path):
+    data = KineticsDataModule(str(small_dataset), batch_size=4, num_workers=0, **SMALL_DATA_KWARGS)
+    module = VideoClassificationLightningModule(
+        num_classes=6, class_names=list(CLASSES), stem_dim_out=4, num_frames=4, crop_size=48
+    )
+    checkpoint = fit_one_step_and_save(module, data, tmp_path, limit_val_batches=1)
+    output = run_benchmark("explain_shapes.py", str(checkpoint), "--clips-per-class", "1", "--size", "64")
+    for name in (*CLASSES, "mean"):
+        clips, share, chance, ratio = row(output, name)  # shares in percent
+        assert clips == (6 if name == "mean" else 1) and 0 <= share <= 100 and 0 < chance < 100
+        assert ratio == pytest.approx(share / chance, rel=0.05)

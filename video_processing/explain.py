@@ -6,7 +6,8 @@ The video is cut into back-to-back clips as `predict` cuts it; for each clip, Gr
 stage (captum's LayerGradCam) says which places, at which moments, raised the score of the class: the video's
 predicted class, or --class. The map is stretched to the clip's frames and crop and drawn over them (red: the
 most). MAP.mp4 shows the frames the model sees (resized and center-cropped, `num_frames` per clip) at the rate it
-samples them, one colour scale for the whole video. Needs the optional extra `explain` (captum):
+samples them, one colour scale for the whole video (so the map video is held in memory until it is written: meant
+for clips and short videos, not hours). Needs the optional extra `explain` (captum):
 pip install "video-classification[explain]".
 
 A checkpoint is loaded as data, as `predict` loads it (see `inference/checkpoints.py`).

@@ -58,6 +58,7 @@ def test_groups_never_straddle_splits_and_shares_hold_per_class(tmp_path):
         for split_name, share in (("train", 0.7), ("val", 0.2), ("test", 0.1)):
             assert abs(clips[split_name] - share * total) <= 3, (name, clips)
     assert result.groups == {"jump": 10, "run": 20}
+    assert result.skipped == [src / "jump" / "notes.txt", src / "run" / "notes.txt"]
 
 
 def test_same_seed_same_split_other_seed_other_split(tmp_path):
@@ -156,5 +157,11 @@ def test_command_prints_counts_and_link_kind_and_the_result_trains(small_dataset
     dataset = load_dataset(dst)
     assert len(dataset.classes) == 6 and len(dataset.train) == 12 and len(dataset.val) == 6
     assert sorted(p.parent.name for p in (dst / "test").rglob("*.mp4")) == sorted(dataset.classes)
+    assert "not videos" not in out
+    source = make_source(tmp_path / "mine_src", {"a": 3, "b": 3})
+    assert split.main([str(source), str(tmp_path / "mine2"), "--group-pattern", UCF_GROUP, "--test", "0"]) == 0
+    assert f"left out 2 files that are not videos (.mp4/.webm/.mkv/.avi): {source / 'a' / 'notes.txt'}" in (
+        capsys.readouterr().out
+    )
     assert split.main([str(small_dataset / "train"), str(dst)]) == 2
     assert "not empty" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from video_processing.data.layouts import VIDEO_EXTENSIONS
 from video_processing.data.splits import SplitError, split_folder
 
 
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(result.table())
+    if result.skipped:
+        names = ", ".join(str(p) for p in result.skipped[:10]) + (" ..." if len(result.skipped) > 10 else "")
+        print(f"left out {len(result.skipped)} files that are not videos ({'/'.join(VIDEO_EXTENSIONS)}): {names}")
     if result.ungrouped and args.group_pattern:
         print(f"{result.ungrouped} clips match no --group-pattern: each is a group of its own")
     print(f"{args.dst}: {result.placement()} to the files of {args.src} (the source is unchanged)")

@@ -34,6 +34,7 @@ class SplitResult:
     groups: dict[str, int]
     placed: Counter = field(default_factory=Counter)
     ungrouped: int = 0
+    skipped: list[Path] = field(default_factory=list)
 
     def table(self) -> str:
         """Counts per class and split as an aligned text table, with the totals."""
@@ -67,6 +68,12 @@ def class_videos(src: Path) -> dict[str, list[Path]]:
     if not classes:
         raise SplitError(f"{src} has no class folders; expected SRC/<class>/<video> (one sub-folder per class)")
     return classes
+
+
+def not_videos(src: Path) -> list[Path]:
+    """Files in the class folders of `src` that are not videos (by extension): left out of the split."""
+    folders = [d for d in sorted(src.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    return [p for d in folders for p in sorted(d.iterdir()) if p.is_file() and p.suffix.lower() not in VIDEO_EXTENSIONS]
 
 
 def group_of(path: Path, pattern: re.Pattern | None) -> str | None:
@@ -165,7 +172,7 @@ def split_folder(
     if dst.resolve().is_relative_to(src.resolve()):
         raise SplitError(f"{dst} is inside {src}: it would become a class; put it beside the source")
     plan, groups, ungrouped = plan_split(src, val, test, group_pattern, seed)
-    result = SplitResult({}, groups, ungrouped=ungrouped)
+    result = SplitResult({}, groups, ungrouped=ungrouped, skipped=not_videos(src))
     for name, splits in plan.items():
         result.counts[name] = {split: len(paths) for split, paths in splits.items()}
         for split, paths in splits.items():

@@ -189,3 +189,18 @@ def test_explain_benchmark_prints_each_class_and_the_mean(small_dataset, tmp_pat
         clips, share, chance, ratio = row(output, name)  # shares in percent
         assert clips == (6 if name == "mean" else 1) and 0 <= share <= 100 and 0 < chance < 100
         assert ratio == pytest.approx(share / chance, rel=0.05)
+
+
+def test_startup_benchmark_times_help_and_the_first_result(tmp_path):
+    output = run_benchmark("startup.py", "--repeat", "1", "--commands", "predict", "--out", str(tmp_path))
+    figures = {
+        line.split("|")[1].strip(): [float(cell.split()[0]) for cell in line.split("|")[2:4] if cell.strip()]
+        for line in output.splitlines()
+        if line.startswith("| predict")
+    }
+    (help_s, help_mib), (first_s, run_mib), (whole_s,) = (
+        figures[key]
+        for key in ("predict --help", "predict --segments --json: first result", "predict --segments --json: whole")
+    )
+    assert help_mib < 100 < run_mib  # --help loads neither torch nor Lightning; a run does
+    assert 0 < help_s and 0 < first_s <= whole_s

@@ -24,9 +24,9 @@ from video_processing.inference.gradcam import (
     mass_in_boxes,
     measure_on_shapes,
 )
+from video_processing.inference.predictions import predict_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons.gradcam_plots import plot_gradcam_frames
-from video_processing.predict import predict_video
 from video_processing.synthetic import CLASSES, render_video_with_boxes
 
 

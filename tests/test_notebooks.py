@@ -91,7 +91,8 @@ def test_finetuning_lesson_writes_out_its_callback():
 
 def test_own_videos_lesson_splits_trains_tests_and_explains():
     source = _source("06_your_own_videos.ipynb")
-    for call in ("split_folder(", "trainer.fit(model, data)", "trainer.test(", "explain_clip(", "plot_gradcam_frames("):
+    calls = ("split_folder(", "trainer.fit(model, data)", "trainer.test(", "explain_clip(", "render_annotated(")
+    for call in (*calls, "plot_gradcam_frames("):
         assert call in source
     assert "MY_FOLDER = None" in source and "GROUP_PATTERN" in source
 

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from video_processing.data.video import VideoError, write_video
     from video_processing.inference.classifiers import load_classifier
     from video_processing.inference.gradcam import ExplainError, class_index, explain_video, overlay
-    from video_processing.predict import predict_video
+    from video_processing.inference.predictions import predict_video
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:

@@ -15,6 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 import torchcodec
+from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
+
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.kinetics_module import KineticsDataModule
+from video_processing.synthetic import CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,6 +188,19 @@ def test_backbone_benchmark_prints_a_row_per_entry_with_checkpointed_activations
     assert x3d[6] == "-" and float(swin[6]) < float(swin[5])  # checkpointing keeps less
     expected = "not measured: no GPU" if not torch.cuda.is_available() else None
     assert expected is None or x3d[-1] == expected
+
+
+def test_explain_benchmark_prints_each_class_and_the_mean(small_dataset, tmp_path):
+    data = KineticsDataModule(str(small_dataset), batch_size=4, num_workers=0, **SMALL_DATA_KWARGS)
+    module = VideoClassificationLightningModule(
+        num_classes=6, class_names=list(CLASSES), stem_dim_out=4, num_frames=4, crop_size=48
+    )
+    checkpoint = fit_one_step_and_save(module, data, tmp_path, limit_val_batches=1)
+    output = run_benchmark("explain_shapes.py", str(checkpoint), "--clips-per-class", "1", "--size", "64")
+    for name in (*CLASSES, "mean"):
+        clips, share, chance, ratio = row(output, name)  # shares in percent
+        assert clips == (6 if name == "mean" else 1) and 0 <= share <= 100 and 0 < chance < 100
+        assert ratio == pytest.approx(share / chance, rel=0.05)
 
 
 def test_startup_benchmark_times_help_and_the_first_result(tmp_path):

@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.test_reliability import DATA_ARGS as TINY_DATA_ARGS
+from video_processing.check_data import main as check_data_main
+from video_processing.data.layouts import LayoutError
 from video_processing.data.video import write_video
+from video_processing.kinetics_module import KineticsDataModule
 from video_processing.prepare import main as prepare_main
 from video_processing.prepare import prepare_dataset
 
@@ -29,9 +33,9 @@ def _place(video: Path, path: Path) -> Path:
     return path
 
 
-def _class_folders(root: Path, clip: Path) -> Path:
+def _class_folders(root: Path, clip: Path, labels: tuple[str, ...] = ("a", "b")) -> Path:
     for split in ("train", "val"):
-        for label in ("a", "b"):
+        for label in labels:
             _place(clip, root / split / label / f"{label}1.mp4")
     return root
 
@@ -106,3 +110,26 @@ def test_prepare_refuses_a_link_in_dst_that_leads_outside(tmp_path, clip, capsys
         prepare_main([str(src), str(dst), "--workers", "1"])
     assert "leads outside" in capsys.readouterr().err
     assert list(outside.iterdir()) == []
+
+
+# --- 9. an empty class folder --------------------------------------------------------------------------------
+
+
+def test_check_data_names_a_class_folder_without_videos(tmp_path, clip, capsys):
+    src = _class_folders(tmp_path / "src", clip)
+    (src / "train" / "empty").mkdir()
+    assert check_data_main([str(src), "--workers", "1", "--clip-duration", "1.0", "--num-frames", "4"]) == 1
+    out = capsys.readouterr()
+    assert "no usable training video of class 'empty'" in out.err
+    assert "imbalance (largest / smallest class): train inf" in out.out
+
+
+def test_the_data_module_refuses_a_training_class_without_videos_and_warns_for_validation(tmp_path, clip, caplog):
+    src = _class_folders(tmp_path / "src", clip, ("a", "b", "c"))
+    (src / "train" / "empty").mkdir()
+    with pytest.raises(LayoutError, match=r"training split has no videos of class 'empty'"):
+        KineticsDataModule(str(src), **TINY_DATA_ARGS).setup("fit")
+    (src / "train" / "empty").rmdir()
+    (src / "val" / "a" / "a1.mp4").unlink()
+    KineticsDataModule(str(src), **TINY_DATA_ARGS).setup("fit")
+    assert "validation split has no videos of class 'a'" in caplog.text

@@ -8,9 +8,12 @@
 
 Each video is cut into back-to-back clips from its start time (as validation cuts them), each clip goes through
 the eval preset, and the clips' logits are averaged: the per-video prediction that val_video_acc_top1 measures.
-The video is decoded once, in order, one clip at a time, so memory holds one clip's frames however long it is.
+The video is decoded once, in order, one clip at a time, so memory holds one clip's frames however long it is;
+frames much larger than the model's short side (a 4K or 8000x8000 video) are scaled down as they are decoded.
 The clip duration, frames, crop and normalization come from the checkpoint, so they match training. A file that
 cannot be read gets a one-line error naming it; the other files are still classified; the exit status is then 1.
+Ctrl-C stops at once and still prints the files finished so far (exit status 130). Text output escapes newlines
+and terminal control characters in file and class names, and a password in a URL is never printed.
 
 --segments decodes each source the same way, with windows of --window every --stride, and prints each window's
 top-1 label as soon as its frames have arrived, and each segment (a run of windows of one label) as soon as it
@@ -37,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from video_processing.data.downloads import redact
 from video_processing.data.handover import Handover
 from video_processing.data.video import VideoError, open_video
 from video_processing.inference.checkpoints import TRUST_FLAG, TRUST_HELP
@@ -74,7 +78,8 @@ def predict_video(classifier: Classifier, path: str | Path, top_k: int = 5) -> P
     clip_s, num_frames = classifier.clips.clip_duration, classifier.module.hparams.num_frames
     total, count = 0.0, 0
     with open_video(path) as container:
-        for _, logits in window_logits(classifier, stream_clips(container, path, clip_s, clip_s, num_frames)):
+        clips = stream_clips(container, path, clip_s, clip_s, num_frames, classifier.clips.min_short_side)
+        for _, logits in window_logits(classifier, clips):
             total, count = total + logits, count + 1
     if count == 0:
         raise VideoError(path, f"too short: no clip of {clip_s:g} s holds num_frames={num_frames} frames")
@@ -100,10 +105,16 @@ def window_probabilities(
         yield clip.start_s, clip.end_s, logits.softmax(0)
 
 
+def printable(text: str) -> str:
+    """`text` for a terminal: a password in a URL redacted, newlines and control characters (terminal escapes)
+    written as Python escapes, so a class name or a file name cannot forge lines or move the cursor."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in redact(text))
+
+
 def format_prediction(prediction: Prediction) -> str:
-    """Text block: the file, then one line per class with its probability."""
-    lines = [f"{prediction.path} ({prediction.num_clips} clips)"]
-    lines += [f"  {probability:7.2%}  {name}" for name, probability in prediction.top]
+    """Text block: the file, then one line per class with its probability (both `printable`)."""
+    lines = [f"{printable(prediction.path)} ({prediction.num_clips} clips)"]
+    lines += [f"  {probability:7.2%}  {printable(name)}" for name, probability in prediction.top]
     return "\n".join(lines)
 
 
@@ -126,7 +137,7 @@ class SegmentWriter:
 
     def source(self, source: str) -> None:
         if self.style == "text":
-            self._print(source)
+            self._print(printable(source))
 
     def window(self, source: str, window: WindowLabel) -> None:
         self._row(source, "window", window)
@@ -136,10 +147,10 @@ class SegmentWriter:
 
     def _row(self, source: str, kind: str, row: WindowLabel | Segment) -> None:
         if self.style == "text":
-            times = f"{row.start_s:8.2f} - {row.end_s:8.2f} s  {row.probability:7.2%}  {row.label}"
+            times = f"{row.start_s:8.2f} - {row.end_s:8.2f} s  {row.probability:7.2%}  {printable(row.label)}"
             self._print(f"  segment {times}  ({row.num_windows} windows)" if kind == "segment" else f"  {times}")
             return
-        record = {"source": source, "kind": kind, **asdict(row)}
+        record = {"source": redact(source), "kind": kind, **asdict(row)}
         if self.csv:
             self.csv.writerow(record)
             self.stream.flush()
@@ -155,9 +166,12 @@ def is_live(source: str, input_format: str | None = None) -> bool:
     return source != "-" and ("://" in source or input_format is not None) and not source.startswith("file:")
 
 
-def _source_clips(source: str, args: argparse.Namespace, window_s: float, num_frames: int) -> Iterator[StreamClip]:
+def _source_clips(
+    source: str, args: argparse.Namespace, window_s: float, classifier: Classifier
+) -> Iterator[StreamClip]:
+    num_frames, short_side = classifier.module.hparams.num_frames, classifier.clips.min_short_side
     with open_stream(source, args.input_format, args.timeout_s) as container:
-        yield from stream_clips(container, source, window_s, args.stride or window_s, num_frames)
+        yield from stream_clips(container, source, window_s, args.stride or window_s, num_frames, short_side)
 
 
 def predict_segments(classifier: Classifier, source: str, args: argparse.Namespace, writer: SegmentWriter) -> bool:
@@ -168,7 +182,7 @@ def predict_segments(classifier: Classifier, source: str, args: argparse.Namespa
     """
     window_s = args.window or classifier.clips.clip_duration
     realtime = is_live(source, args.input_format) if args.realtime is None else args.realtime
-    clips = Handover(_source_clips(source, args, window_s, classifier.module.hparams.num_frames), drop=realtime)
+    clips = Handover(_source_clips(source, args, window_s, classifier), drop=realtime)
     merger = SegmentMerger()  # only the open segment is held: nothing grows with the stream
     writer.source(source)
     try:
@@ -177,38 +191,46 @@ def predict_segments(classifier: Classifier, source: str, args: argparse.Namespa
             if (closed := merger.add(window)) is not None:
                 writer.segment(source, closed)
     except VideoError as e:
-        print(f"error: {source}: {e.reason}", file=sys.stderr)
+        print(f"error: {printable(source)}: {printable(e.reason)}", file=sys.stderr)
         return False
     finally:  # also on Ctrl-C and errors: the segment open so far, and what was dropped
         if (last := merger.close()) is not None:
             writer.segment(source, last)
         if clips.dropped:
             print(
-                f"{source}: dropped {clips.dropped} windows: the model is slower than the source plays "
+                f"{printable(source)}: dropped {clips.dropped} windows: the model is slower than the source plays "
                 "(--no-realtime keeps every window and falls behind)",
                 file=sys.stderr,
             )
     return True
 
 
-def predict_files(classifier: Classifier, args: argparse.Namespace) -> bool:
-    """Print the top-k of each whole video; False if any failed."""
+def predict_files(classifier: Classifier, args: argparse.Namespace) -> int:
+    """Print the top-k of each whole video; the exit status: 0, 1 if any failed, 130 after Ctrl-C.
+
+    Ctrl-C stops at once, and the files finished so far are still printed (with --json: as the list so far).
+    """
     results, failed = [], False
-    for path in args.videos:
-        try:
-            prediction = predict_video(classifier, path, args.top_k)
-        except Exception as e:  # VideoError names the file and why; anything else still names the file
-            reason = e.reason if isinstance(e, VideoError) else f"{type(e).__name__}: {e}"
-            print(f"error: {path}: {reason}", file=sys.stderr)
-            results.append({"path": str(path), "error": reason})
-            failed = True
-            continue
-        results.append(prediction_record(prediction))
-        if not args.json:
-            print(format_prediction(prediction))
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return not failed
+    try:
+        for path in args.videos:
+            try:
+                prediction = predict_video(classifier, path, args.top_k)
+            except Exception as e:  # VideoError names the file and why; anything else still names the file
+                reason = e.reason if isinstance(e, VideoError) else f"{type(e).__name__}: {e}"
+                print(f"error: {printable(path)}: {printable(reason)}", file=sys.stderr)
+                results.append({"path": str(path), "error": reason})
+                failed = True
+                continue
+            results.append(prediction_record(prediction))
+            if not args.json:
+                print(format_prediction(prediction))
+    except KeyboardInterrupt:
+        print(f"interrupted: {len(results)} of {len(args.videos)} files done", file=sys.stderr)
+        return 130
+    finally:
+        if args.json:
+            print(json.dumps(results, indent=2))
+    return 1 if failed else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -267,10 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         classifier = _load(args.checkpoint, device, args.trust_checkpoint)
     except Exception as e:  # a missing, truncated or foreign file: one line, not a traceback
-        print(f"error: cannot load checkpoint {args.checkpoint}: {e}", file=sys.stderr)
+        reason = str(e) or type(e).__name__
+        print(f"error: cannot load checkpoint {printable(args.checkpoint)}: {printable(reason)}", file=sys.stderr)
         return 2
     if not args.segments:
-        return 0 if predict_files(classifier, args) else 1
+        return predict_files(classifier, args)
     writer = SegmentWriter("json" if args.json else "csv" if args.csv else "text")
     ok = True
     try:

@@ -4,25 +4,29 @@
 
 The registry `BACKBONES` is the one place that says what a network is: "resnet" is the from-scratch Kinetics
 ResNet (`make_kinetics_resnet`), the others are Kinetics-400 pretrained networks. Weights come from
-PyTorchVideo's model zoo and torchvision through torch.hub's download cache ($TORCH_HOME/hub/checkpoints), so each
-file is downloaded once. A model built for `num_classes` other than 400 keeps the pretrained layers and gets a
-new, randomly initialised final projection: the head that fine-tuning trains.
+PyTorchVideo's model zoo and torchvision into torch.hub's download cache ($TORCH_HOME/hub/checkpoints), so each
+file is downloaded once (`downloads.fetch`: a read timeout, retries, resuming a partial file). A model built for
+`num_classes` other than 400 keeps the pretrained layers and gets a new, randomly initialised final projection:
+the head that fine-tuning trains.
 """
 
 from __future__ import annotations
 
 import math
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from urllib.error import URLError
+from pathlib import Path
 
 import torch
 from pytorchvideo.models.resnet import create_resnet
 from pytorchvideo.models.x3d import create_x3d
 from torch import nn
 from torchvision.models import video as tv_video
+
+from video_processing.data.downloads import fetch, redact, sha256_of
 
 # Spatial downsampling of PyTorchVideo's ResNet and X3D: stem (2) and the strided stages (16).
 SPATIAL_STRIDE = 32
@@ -160,17 +164,32 @@ def load_pretrained_state(name: str, weights_url: str | None = None) -> dict[str
             f"{sorted(n for n, b in BACKBONES.items() if b.weights_url)}"
         )
     try:
-        # check_hash verifies torchvision's files, whose names carry their sha256 prefix.
-        checkpoint = torch.hub.load_state_dict_from_url(
-            url, map_location="cpu", progress=True, check_hash=True, weights_only=True
-        )
-    except (URLError, OSError) as e:
+        checkpoint = torch.load(_cached_weights(url), map_location="cpu", weights_only=True)
+    except OSError as e:  # DownloadError says stalled, cut short or refused, and names the URL
         raise PretrainedWeightsError(
-            f"could not download the {name} weights from {url} ({e}). Without internet, copy the file into "
+            f"could not download the {name} weights: {e}. Without internet, copy the file into "
             f"{torch.hub.get_dir()}/checkpoints/, or train with pretrained=False."
         ) from None
     # PyTorchVideo's zoo files are training checkpoints: {"model_state": state_dict, ...}.
     return checkpoint.get("model_state", checkpoint)
+
+
+def _cached_weights(url: str) -> Path:
+    """The file at `url` in torch.hub's cache, downloaded there once (`downloads.fetch`: timeouts, retries, resume).
+
+    A file name carrying a sha256 prefix (torchvision's: name-<hex>.pth) is checked against it, as torch.hub does.
+    """
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urllib.parse.urlparse(url).path).name
+    if cached.is_file():
+        return cached
+    download = fetch(url, cached.with_name(cached.name + ".download"))
+    if (prefix := torch.hub.HASH_REGEX.search(cached.name)) and not sha256_of(download).startswith(prefix[1]):
+        download.unlink()
+        raise PretrainedWeightsError(
+            f"{redact(url)}: the sha256 does not start with {prefix[1]}, as its name says: corrupt or changed at "
+            "its source (deleted; rerun to download it again)"
+        )
+    return download.rename(cached)
 
 
 def build_backbone(

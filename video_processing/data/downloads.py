@@ -11,12 +11,14 @@ request (HTTP 206), from the start where it does not. The errors name the URL wi
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import logging
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -81,6 +83,9 @@ def fetch(
             break
         except _Interrupted as e:
             if attempt == retries:
+                partial = partial_path(destination)
+                if partial.is_file() and partial.stat().st_size == 0:  # kept only if a rerun can continue it
+                    partial.unlink()
                 raise DownloadError(f"{e} (after {retries + 1} tries)") from None
             pause = BACKOFF_S * 2**attempt
             logger.warning("%s; trying again in %g s", e, pause)
@@ -89,10 +94,20 @@ def fetch(
     return destination
 
 
+def _request(url: str, headers: dict[str, str]) -> urllib.request.Request:
+    """A GET of `url`; user:password@ in it becomes a Basic Authorization header (urllib would take it for the host)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None:
+        credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        headers = {**headers, "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return urllib.request.Request(url, headers=headers)
+
+
 def _fetch_once(url: str, partial: Path, timeout_s: float, progress: bool) -> None:
     """One request, appending to `partial` from where it ends when the server allows; DownloadError if it fails."""
     have = partial.stat().st_size if partial.is_file() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    request = _request(url, {"Range": f"bytes={have}-"} if have else {})
     shown = redact(url)
     try:
         response = urllib.request.urlopen(request, timeout=timeout_s)

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import torch
 
+from tests.test_reliability import CLASSES, quiet_trainer, write_tiny_dataset
 from tests.test_reliability import DATA_ARGS as TINY_DATA_ARGS
 from video_processing import predict
 from video_processing.check_data import main as check_data_main
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.data import video
+from video_processing.data import shards, video
 from video_processing.data.layouts import LayoutError
 from video_processing.data.video import VideoError, decode_last_clip, decode_uniform_clips, open_video, write_video
 from video_processing.download import extract_ucf101
@@ -367,3 +368,42 @@ def test_an_archive_holding_one_clip_twice_extracts_it_once_and_says_so(clip, tm
     assert (
         "holds v_Jump_g08_c01.avi twice (a/v_Jump_g08_c01.avi and b/v_Jump_g08_c01.avi): kept the first" in caplog.text
     )
+
+
+# --- 8. damaged shards ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_shards(tmp_path_factory) -> Path:
+    """The tiny set (3 classes x 4 training videos) as shards of chunks of about 2 videos."""
+    root = tmp_path_factory.mktemp("shards")
+    out = root / "shards"
+    assert shards.write_shards(write_tiny_dataset(root / "data"), out, chunk_bytes="30KB", workers=1) == []
+    return out
+
+
+def _damaged_chunk(tiny_shards: Path, tmp_path: Path, damage) -> tuple[Path, str, int]:
+    """A copy of the shards whose second training chunk `damage` rewrites; the copy, the chunk's name, its samples."""
+    copy = Path(shutil.copytree(tiny_shards, tmp_path / "shards"))
+    chunk = json.loads((copy / "train" / "index.json").read_text())["chunks"][1]
+    path = copy / "train" / chunk["filename"]
+    path.write_bytes(damage(path.read_bytes()))
+    return copy, chunk["filename"], chunk["chunk_size"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda data: bytes(64) + data[64:], lambda data: data[: len(data) // 2]],
+    ids=["zeroed", "truncated"],
+)
+def test_a_damaged_chunk_is_named_its_samples_skipped_and_counted_and_training_goes_on(
+    tiny_shards, tmp_path, caplog, damage
+):
+    shard_copy, name, samples = _damaged_chunk(tiny_shards, tmp_path, damage)
+    data = KineticsDataModule(str(shard_copy), **{**TINY_DATA_ARGS, "batch_size": 2})
+    model = VideoClassificationLightningModule(**{**MODULE_ARGS, "num_classes": 3, "class_names": list(CLASSES)})
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=0)
+    trainer.fit(model, data)
+    assert trainer.global_step > 0 and trainer.callback_metrics["train_skipped_videos"] == samples
+    warnings = [r.getMessage() for r in caplog.records if "damaged shard chunk" in r.getMessage()]
+    assert len(warnings) == 1 and f"train/{name}" in warnings[0]

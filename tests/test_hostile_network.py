@@ -11,13 +11,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import write_clip
 
 from video_processing import download
+from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data import downloads
 from video_processing.data.downloads import DownloadError, fetch, redact
 from video_processing.data.video import VideoError
 from video_processing.inference.streams import open_stream
+from video_processing.lessons.standins import serve_directory
 from video_processing.models.backbones import PretrainedWeightsError, load_pretrained_state
+from video_processing.predict import main as predict_main
 
 PAYLOAD = bytes(range(256)) * 4000  # 1,024,000 bytes
 
@@ -141,3 +146,16 @@ def test_backbone_weights_come_through_the_same_download(server, tmp_path, monke
 )
 def test_redact_hides_only_a_urls_password(text, shown):
     assert redact(text) == shown
+
+
+def test_predict_rows_name_a_url_without_its_password(tmp_path, capsys):
+    write_clip(tmp_path / "served" / "a.mp4", seconds=2.0)
+    module = VideoClassificationLightningModule(num_classes=2, stem_dim_out=4, num_frames=4, crop_size=32)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp_path / "m.ckpt")
+    with serve_directory(tmp_path / "served") as url:
+        source = url.replace("://", "://user:secret@") + "/a.mp4"
+        for output in (["--json"], ["--csv"], []):
+            assert predict_main([str(tmp_path / "m.ckpt"), source, "--segments", "--window", "1", *output]) == 0
+            captured = capsys.readouterr()
+            assert "secret" not in captured.out + captured.err
+            assert "user:***@127.0.0.1" in captured.out and "segment" in captured.out

@@ -18,14 +18,13 @@ import torch
 
 from tests.test_reliability import CLASSES, quiet_trainer, write_tiny_dataset
 from tests.test_reliability import DATA_ARGS as TINY_DATA_ARGS
-from video_processing import predict
 from video_processing.check_data import main as check_data_main
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data import shards, video
 from video_processing.data.layouts import LayoutError
 from video_processing.data.video import VideoError, decode_last_clip, decode_uniform_clips, open_video, write_video
 from video_processing.download import extract_ucf101
-from video_processing.inference import checkpoints, streams
+from video_processing.inference import checkpoints, predictions, streams
 from video_processing.inference.checkpoints import CheckpointError, load_checkpoint
 from video_processing.inference.classifiers import load_classifier
 from video_processing.inference.streams import stream_clips
@@ -330,14 +329,14 @@ def test_class_and_file_names_cannot_forge_lines_or_send_terminal_escapes(clip, 
 
 def test_ctrl_c_during_whole_file_predict_prints_the_finished_files_and_exits_130(clip, tmp_path, capsys, monkeypatch):
     checkpoint = _fabricated_checkpoint(tmp_path / "model.ckpt")
-    real = predict.predict_video
+    real = predictions.predict_video
 
     def interrupted_on_the_second(classifier, path, top_k):
         if path == "second.mp4":
             raise KeyboardInterrupt
         return real(classifier, path, top_k)
 
-    monkeypatch.setattr(predict, "predict_video", interrupted_on_the_second)
+    monkeypatch.setattr(predictions, "predict_video", interrupted_on_the_second)
     for output in ([], ["--json"]):
         assert predict_main([str(checkpoint), str(clip), "second.mp4", "third.mp4", *output]) == 130
         captured = capsys.readouterr()

@@ -16,6 +16,9 @@ cannot make a tool allocate a 21-billion-parameter network. A path saved on anot
 
 Loading for inference also turns `compile` off: predict and export run the plain network, so they need no C++
 compiler and export traces the module itself, not a compiled call.
+
+torch and Lightning are imported where a file is loaded: the command lines build their parsers from this module
+(`TRUST_FLAG`) and answer --help without them.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ import pickle
 import types
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from video_processing.classification import VideoClassificationLightningModule
+    from video_processing.classification import VideoClassificationLightningModule
 
 # Classes a checkpoint of this package may hold besides plain types: a data path given as a Path. Rebuilding one
 # only builds a path from strings. A concrete path of the other system (WindowsPath on Linux) cannot be made
@@ -65,6 +70,8 @@ def load_checkpoint(path: str | Path, *, trust: bool = False) -> dict:
     Raises UntrustedCheckpointError, naming the file, what it would call and the opt-in, when it holds more;
     CheckpointError, saying why, for a TorchScript file, an oversized pickle or a file that is not a checkpoint.
     """
+    import torch
+
     is_zip = zipfile.is_zipfile(path)
     if is_zip:
         _check_zip(path)
@@ -88,6 +95,10 @@ def load_module(path: str | Path, *, trust: bool = False) -> tuple[VideoClassifi
     The weights come from the file: pretrained weights are not downloaded again, and `compile` is off. The
     network is built only after its shapes, built on the meta device, match the file's weights.
     """
+    import torch
+
+    from video_processing.classification import VideoClassificationLightningModule
+
     checkpoint = load_checkpoint(path, trust=trust)
     cls = VideoClassificationLightningModule
     accepted = inspect.signature(cls.__init__).parameters
@@ -156,6 +167,8 @@ def _unpickling(trust: bool) -> dict:
 
 
 def _refusal(path: str | Path) -> str:
+    import torch
+
     try:  # reads the pickle's opcodes only: nothing is called
         safe = {f"{c.__module__}.{c.__qualname__}" for c in SAFE_GLOBALS if not isinstance(c, tuple)}
         names = [

@@ -12,7 +12,6 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -167,6 +166,7 @@ def stream_clips(
     window_s: float,
     stride_s: float,
     num_frames: int,
+    on_frame: Callable[[av.VideoFrame], None] | None = None,
     short_side: int | None = None,
 ) -> Iterator[StreamClip]:
     """Decode the first video stream once, in order, and yield each window's `num_frames` frames (uint8).
@@ -177,11 +177,15 @@ def stream_clips(
     (`subsample_indices`). Frames wait in the decoder's YUV and only the kept ones are converted to RGB; frames
     much larger than `short_side` are scaled down to it as they arrive (`video.SCALE_AT_DECODE_ABOVE`), so a
     window never holds full-size frames of a huge video. Windows holding fewer than `num_frames` frames (a stall,
-    a slow camera, a gap in the timestamps) are skipped, with one warning per run of them.
+    a slow camera, a gap in the timestamps) are skipped, with one warning per run of them. `on_frame` is given
+    every decoded frame, in order, as it comes (an annotated copy writes them all).
     """
     reformatter = VideoReformatter()  # one converter for all frames (see `_decode_windows`)
     origin = start_time_s(container)
-    frames = _timed_frames(container, source, partial(_held, reformatter, short_side))
+    timed = _timed_frames(container, source)
+    if on_frame is not None:
+        timed = _passed_to(on_frame, timed)
+    frames = ((time, _held(reformatter, short_side, frame)) for time, frame in timed)
     skipped = _SkippedRun(redact(str(source)), num_frames)
     for start, end, held in sliding_windows(frames, window_s, stride_s, origin):
         skipped.jumped_to(start, stride_s)
@@ -242,11 +246,15 @@ class _SkippedRun:
         self.count = 0
 
 
-def _timed_frames(
-    container: av.container.InputContainer, source: str | Path, hold: Callable[[av.VideoFrame], Item]
-) -> Iterator[tuple[float, Item]]:
-    """Frames of the first video stream in presentation order, as `hold` keeps them, with their presentation time
-    in seconds.
+def _passed_to(on_frame: Callable[[av.VideoFrame], None], timed: Iterable[tuple[float, Item]]):
+    """The (time, frame) pairs of `timed`, each frame given to `on_frame` on its way."""
+    for time, frame in timed:
+        on_frame(frame)
+        yield time, frame
+
+
+def _timed_frames(container: av.container.InputContainer, source: str | Path) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Frames of the first video stream in presentation order, with their presentation time in seconds.
 
     A frame without a timestamp (some raw streams) is timed by its index and the stream's frame rate.
     """
@@ -254,7 +262,7 @@ def _timed_frames(
     rate = float(stream.average_rate or stream.guessed_rate or 30)
     try:
         for index, frame in enumerate(container.decode(stream)):
-            yield (frame.time if frame.time is not None else index / rate), hold(frame)
+            yield (frame.time if frame.time is not None else index / rate), frame
     except av.error.ExitError:  # FFmpeg's interrupt: the open/read timeout of a network source ran out
         raise VideoError(source, "stalled: no data within the read timeout") from None
     except av.error.FFmpegError as e:

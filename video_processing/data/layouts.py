@@ -83,10 +83,17 @@ def load_dataset(root: str | Path) -> Dataset:
 def check_splits(dataset: Dataset, root: str | Path) -> None:
     """Raise LayoutError, naming `root` and the fix, when the splits cannot train and validate a classifier.
 
-    Training needs at least two classes; validation needs videos, of at least two classes, to mean anything.
+    Training needs videos of every class, and at least two classes; validation needs videos, of at least two
+    classes, to mean anything (a class without validation videos is warned about).
     (load_dataset already rejects a training split without videos and validation labels unknown to training.)
     """
     train_classes = {r.label for r in dataset.train}
+    if empty := [name for i, name in enumerate(dataset.classes) if i not in train_classes]:
+        raise LayoutError(
+            f"{root} ({dataset.layout}): the training split has no videos of class {', '.join(map(repr, empty))}, "
+            "so the model would get an output that never trains. Add training videos of it, or remove it "
+            "(an empty class folder)."
+        )
     if len(train_classes) < 2:
         names = [dataset.classes[i] for i in sorted(train_classes)]
         raise LayoutError(
@@ -99,6 +106,13 @@ def check_splits(dataset: Dataset, root: str | Path) -> None:
             f"(a few per class are enough); {LAYOUTS_HELP}"
         )
     val_classes = {r.label for r in dataset.val}
+    if empty := [name for i, name in enumerate(dataset.classes) if i not in val_classes]:
+        logger.warning(
+            "%s (%s): the validation split has no videos of class %s: its accuracy is not measured",
+            root,
+            dataset.layout,
+            ", ".join(map(repr, empty)),
+        )
     if len(val_classes) < 2:
         names = [dataset.classes[i] for i in sorted(val_classes)]
         raise LayoutError(

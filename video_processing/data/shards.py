@@ -20,6 +20,7 @@ import json
 import random
 import shutil
 import signal
+import struct
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -321,13 +322,59 @@ def streaming_split(
     split_location = f"{str(location).rstrip('/')}/{split}"
     if not is_remote(location) and not (Path(location) / split / "index.json").is_file():
         raise FileNotFoundError(f"{split_location}/index.json is missing: the shard folder is incomplete")
-    return _litdata().StreamingDataset(
+    return _damage_skipping_dataset()(
         split_location,
         cache_dir=None if cache_dir is None else str(cache_dir),
         shuffle=shuffle,
         drop_last=None if shuffle else False,
         transform=to_item,
     )
+
+
+def _read_or_skip(self, index):
+    """A sample of a damaged chunk (zeroed, truncated) becomes an item skipped like an unreadable video, naming the
+    chunk, so training goes on with the others and counts what it lost. The chunk's other samples are then skipped
+    at once (a truncated local chunk would otherwise be waited for, sample by sample)."""
+    chunk = getattr(index, "chunk_index", None)
+    damaged = self.__dict__.setdefault("_damaged_chunks", {})
+    if chunk not in damaged:
+        try:
+            return _litdata().StreamingDataset.__getitem__(self, index)
+        except (RuntimeError, OSError, struct.error, ValueError, EOFError) as e:  # LitData's chunk errors
+            if chunk is None:
+                raise
+            name = self.cache._reader.config._chunks[chunk]["filename"]
+            detail = str(e).split(". ")[0] or type(e).__name__
+            damaged[chunk] = (f"{self.input_dir.url or self.input_dir.path}/{name}", f"damaged shard chunk ({detail})")
+    to_item = self.transform[-1] if isinstance(self.transform, list) else self.transform  # LitData may list it
+    return empty_item(no_clips(to_item.num_frames, to_item.crop_size), *damaged[chunk])
+
+
+def _next_past_damage(self):
+    """LitData maps the next chunks ahead when it starts a chunk (local folders): a damaged one fails there, before
+    its samples are read. The sample in hand is read nonetheless; the damaged chunk's own samples are then skipped
+    by `_read_or_skip`."""
+    try:
+        return _litdata().StreamingDataset.__next__(self)
+    except (RuntimeError, OSError, struct.error, ValueError, EOFError):
+        if not self.upcoming_indexes:  # not the look-ahead: the error is the sample's own
+            raise
+        return _litdata().StreamingDataset.__next__(self)
+
+
+@cache
+def _damage_skipping_dataset() -> type:
+    """LitData's StreamingDataset with `_read_or_skip` (made on first use: litdata is an optional extra); found by
+    pickle through the module's `__getattr__`."""
+    return type("DamageSkippingStreamingDataset", (_litdata().StreamingDataset,), {
+        "__getitem__": _read_or_skip, "__next__": _next_past_damage, "__module__": __name__
+    })  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name == "DamageSkippingStreamingDataset":
+        return _damage_skipping_dataset()
+    raise AttributeError(name)
 
 
 def streaming_loader(

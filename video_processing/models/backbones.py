@@ -6,22 +6,22 @@ The registry `BACKBONES` is the one place that says what a network is: "resnet" 
 ResNet (`make_kinetics_resnet`), the others are Kinetics-400 pretrained networks: 3D CNNs (slow_r50, X3D,
 R(2+1)D, R3D, S3D, SlowFast) and video transformers (MViTv2-S, Video Swin-T, VideoMAE ViT-B). Every one takes
 one float clip (B, 3, T, H, W) and returns logits. Weights come from PyTorchVideo's model zoo, torchvision and
-Hugging Face (a safetensors file, by URL) through torch.hub's download cache ($TORCH_HOME/hub/checkpoints), so
-each file is downloaded once. A model built for `num_classes` other than 400 keeps the pretrained layers and gets a
-new, randomly initialised final projection: the head that fine-tuning trains.
+Hugging Face (a safetensors file, by URL) into torch.hub's download cache ($TORCH_HOME/hub/checkpoints), so each
+file is downloaded once (`downloads.fetch`: a read timeout, retries, resuming a partial file). A model built for
+`num_classes` other than 400 keeps the pretrained layers and gets a new, randomly initialised final projection:
+the head that fine-tuning trains.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from urllib.error import URLError
-from urllib.parse import urlparse
 
 import torch
 from pytorchvideo.models.resnet import create_resnet
@@ -30,6 +30,7 @@ from pytorchvideo.models.x3d import create_x3d
 from torch import nn
 from torchvision.models import video as tv_video
 
+from video_processing.data.downloads import fetch, redact, sha256_of
 from video_processing.models.architectures import S3D, SLOWFAST_ALPHA, SlowFast
 
 # Spatial downsampling of PyTorchVideo's ResNet and X3D: stem (2) and the strided stages (16).
@@ -208,7 +209,7 @@ def describe_backbones() -> str:
     """The registry as a text table: each entry's input, where its weights come from, and its head."""
     rows = [("name", "frames x crop", "short side", "clip (s)", "weights from", "head")]
     for b in BACKBONES.values():
-        source = urlparse(b.weights_url).netloc if b.weights_url else "none (from scratch)"
+        source = urllib.parse.urlparse(b.weights_url).netloc if b.weights_url else "none (from scratch)"
         rows.append((b.name, f"{b.num_frames} x {b.crop_size}", str(b.short_side), f"{b.clip_duration_s:.2f}",
                      source, b.head))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -235,15 +236,15 @@ def load_pretrained_state(name: str, weights_url: str | None = None) -> dict[str
             f"{sorted(n for n, b in BACKBONES.items() if b.weights_url)}"
         )
     try:
+        cached = _cached_weights(name, url)
         if url.endswith(".safetensors"):
-            return _load_safetensors(url, name)
-        # check_hash verifies torchvision's files, whose names carry their sha256 prefix.
-        checkpoint = torch.hub.load_state_dict_from_url(
-            url, map_location="cpu", progress=True, check_hash=True, weights_only=True
-        )
-    except (URLError, OSError) as e:
+            from safetensors.torch import load_file
+
+            return load_file(cached, device="cpu")
+        checkpoint = torch.load(cached, map_location="cpu", weights_only=True)
+    except OSError as e:  # DownloadError says stalled, cut short or refused, and names the URL
         raise PretrainedWeightsError(
-            f"could not download the {name} weights from {url} ({e}). Without internet, copy the file to "
+            f"could not download the {name} weights: {e}. Without internet, copy the file to "
             f"{_cached_path(name, url)}, or train with pretrained=False."
         ) from None
     # PyTorchVideo's zoo files are training checkpoints: {"model_state": state_dict, ...}.
@@ -251,26 +252,32 @@ def load_pretrained_state(name: str, weights_url: str | None = None) -> dict[str
 
 
 def _cached_path(name: str, url: str) -> Path:
-    """Where torch.hub's cache keeps the weights of `name` downloaded from `url`."""
-    file_name = Path(urlparse(url).path).name
-    if file_name == "model.safetensors":  # Hugging Face's name for every model's file
+    """Where torch.hub's cache keeps the weights of `name` downloaded from `url`.
+
+    Hugging Face names every model's file model.safetensors, so its cached copy is prefixed with the backbone's name.
+    """
+    file_name = Path(urllib.parse.urlparse(url).path).name
+    if file_name == "model.safetensors":
         file_name = f"{name}-{file_name}"
     return Path(torch.hub.get_dir()) / "checkpoints" / file_name
 
 
-def _load_safetensors(url: str, name: str) -> dict[str, torch.Tensor]:
-    """A safetensors file (Hugging Face's format: tensors only, no code) through torch.hub's cache.
+def _cached_weights(name: str, url: str) -> Path:
+    """The file at `url` in torch.hub's cache, downloaded there once (`downloads.fetch`: timeouts, retries, resume).
 
-    Hugging Face names every model's file model.safetensors, so its cached copy is prefixed with the backbone's
-    name (`_cached_path`).
+    A file name carrying a sha256 prefix (torchvision's: name-<hex>.pth) is checked against it, as torch.hub does.
     """
-    from safetensors.torch import load_file
-
     cached = _cached_path(name, url)
-    if not cached.is_file():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, str(cached), progress=True)
-    return load_file(cached, device="cpu")
+    if cached.is_file():
+        return cached
+    download = fetch(url, cached.with_name(cached.name + ".download"))
+    if (prefix := torch.hub.HASH_REGEX.search(cached.name)) and not sha256_of(download).startswith(prefix[1]):
+        download.unlink()
+        raise PretrainedWeightsError(
+            f"{redact(url)}: the sha256 does not start with {prefix[1]}, as its name says: corrupt or changed at "
+            "its source (deleted; rerun to download it again)"
+        )
+    return download.rename(cached)
 
 
 def build_backbone(

@@ -11,7 +11,7 @@ import pytest
 import pytorch_lightning as pl
 
 from video_processing.data.decoders import FFMPEG_PACKAGES
-from video_processing.data.file_sources import PlannedSource
+from video_processing.data.sources import PlannedSource
 from video_processing.data.video import write_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import make_dataset

@@ -11,11 +11,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from video_processing.data import shards
 from video_processing.data.decoders import check_decoder
-from video_processing.data.file_sources import FileSource, PlannedSource
 from video_processing.data.items import with_video
 from video_processing.data.layouts import Dataset as Layout
-from video_processing.data.shard_source import ShardSource
-from video_processing.data.source import ClipSettings, Source
+from video_processing.data.sources import ClipSettings, FileSource, PlannedSource, ShardSource, Source
 from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, normalize_clips
 
 DEFAULT_DATA_PATH = "data/kinetics"

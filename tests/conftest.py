@@ -83,6 +83,7 @@ def planned_on_cpu(data_path: Path, **data_kwargs) -> KineticsDataModule:
     data.source = PlannedSource(
         files.location,
         files.clips,
+        files.loader,
         decoder_device="cpu",
         decoder=files.decoder,
         balanced_sampling=files.balanced_sampling,

@@ -37,7 +37,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from video_processing.data import shards
-from video_processing.data.layouts import SPLITS, Dataset, load_dataset
+from video_processing.data.layouts import SPLITS, Layout, load_dataset
 from video_processing.data.video import VideoError, iter_rgb_frames, open_video, video_info, write_video
 
 FAILURES_CSV = "prepare_failures.csv"
@@ -105,7 +105,7 @@ def output_path(src_root: Path, dst_root: Path, video: Path) -> Path:
     return (dst_root / relative).with_suffix(".mp4")
 
 
-def copy_annotations(dataset: Dataset, src: Path, dst: Path) -> None:
+def copy_annotations(dataset: Layout, src: Path, dst: Path) -> None:
     """Write DST's annotation files so that DST loads with the same layout, classes and labels."""
     dst.mkdir(parents=True, exist_ok=True)
     if dataset.layout == "class_folders":  # every class folder, even one whose videos all fail or are absent
@@ -122,7 +122,7 @@ def copy_annotations(dataset: Dataset, src: Path, dst: Path) -> None:
 
 
 def plan_jobs(
-    dataset: Dataset, src: Path, dst: Path, short_side: int, keyframe_interval_s: float, crf: int
+    dataset: Layout, src: Path, dst: Path, short_side: int, keyframe_interval_s: float, crf: int
 ) -> tuple[list[Job], int]:
     """Jobs for the videos not prepared yet, and how many are already done."""
     jobs, done = [], 0

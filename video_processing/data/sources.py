@@ -1,10 +1,10 @@
-"""Where a data module's clips come from: the clip settings, the `Source` interface, and its three kinds.
+"""Where a data module's clips come from: the `Source` interface, and its three kinds.
 
 A source is video files decoded in loader workers (`FileSource`), video files planned in workers and decoded on a
-device (`PlannedSource`), or shards (`ShardSource`). It owns its datasets (built when a stage first needs them),
-its loaders, its resume state and the checks of its settings: what cannot work together is refused when the
-source is made, naming what works instead. `KineticsDataModule` chooses one from its arguments and hands it
-everything but the Lightning hooks.
+device (`PlannedSource`), or shards (`ShardSource`). It answers what the data module asks of it (the classes, how
+many videos each split holds, the file layout or a clear no for shards), owns its datasets (built when a stage
+first needs them, each reading clips through one of `reads.py`'s reads), its loaders, its resume state and the
+checks of its settings: what cannot work together is refused when the source is made, naming what works instead.
 """
 
 from __future__ import annotations
@@ -18,20 +18,19 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
-from video_processing.data import shards
-from video_processing.data.datasets import MultiViewClipsDataset, RandomClipDataset, Transform, UniformClipsDataset
+from video_processing.data import reads, shards
+from video_processing.data.datasets import RandomClipDataset, Read, WholeVideoDataset
 from video_processing.data.decoders import clip_decoders
 from video_processing.data.gpu_decode import PlanDecodingDataLoader, PlannedClipDecoder
-from video_processing.data.items import collate_clips
-from video_processing.data.layouts import Dataset as Layout
-from video_processing.data.layouts import LayoutError, check_splits, load_dataset
+from video_processing.data.items import Clips, collate_clips, no_clips
+from video_processing.data.layouts import TEST_SPLIT, Layout, LayoutError, check_splits, load_dataset
 from video_processing.data.loaders import HintingDataLoader
-from video_processing.data.planning import PlannedRandomClipDataset, PlannedUniformClipsDataset, TrainClipPlanner
 from video_processing.data.samplers import BalancedDistributedSampler
-from video_processing.data.transforms import eval_preset, multi_view_preset, train_preset
-from video_processing.data.video import VideoError, VideoInfo, open_video, video_info
+from video_processing.data.transforms import ClipSettings
+from video_processing.data.video import VideoError, VideoInfo, open_video, plan_uniform_clips, video_info
 
 # The datasets a Trainer stage uses, built in `setup` (others are built when first asked for).
 STAGE_SETS = {"fit": ("train_set", "val_set"), "validate": ("val_set",), "test": ("test_set",), "predict": ("val_set",)}
@@ -40,49 +39,15 @@ HEADER_SAMPLE_SIZE = 32
 
 
 @dataclass(frozen=True)
-class ClipSettings:
-    """How every source cuts, transforms and batches clips (the data module's arguments of the same names)."""
+class LoaderSettings:
+    """How a source batches clips, and the test's views of a video (the data module's arguments of these names)."""
 
-    clip_duration: float
-    num_frames: int
-    crop_size: int
-    min_short_side: int
-    max_short_side: int
-    hflip_prob: float
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    uint8: bool  # the presets leave clips uint8 (`KineticsDataModule.uint8_batches`)
-    test_clips: int
-    test_crops: int
     batch_size: int
     num_workers: int
     loader_timeout_s: float
-
-    def train_transform(self) -> Transform:
-        return train_preset(
-            crop_size=self.crop_size,
-            min_short_side=self.min_short_side,
-            max_short_side=self.max_short_side,
-            hflip_prob=self.hflip_prob,
-            mean=self.mean,
-            std=self.std,
-            uint8=self.uint8,
-        )
-
-    def eval_transform(self) -> Transform:
-        return eval_preset(
-            crop_size=self.crop_size, short_side=self.min_short_side, mean=self.mean, std=self.std, uint8=self.uint8
-        )
-
-    def test_transform(self) -> Transform:
-        return multi_view_preset(
-            crop_size=self.crop_size,
-            short_side=self.min_short_side,
-            num_crops=self.test_crops,
-            mean=self.mean,
-            std=self.std,
-            uint8=self.uint8,
-        )
+    uint8: bool  # the presets leave clips uint8 (`KineticsDataModule.uint8_batches`)
+    test_clips: int
+    test_crops: int
 
     def check_test_views(self) -> None:
         """Raise ValueError, naming the fix, when the test stage would have no views of a video."""
@@ -96,14 +61,26 @@ class ClipSettings:
 class Source(ABC):
     """Datasets and loaders of one kind of storage; `train_set`, `val_set`, `test_set` are built on first use."""
 
-    def __init__(self, location: str | Path, clips: ClipSettings):
+    decoder = "pyav"  # the backend that decodes clips in the loader workers (`decoders.clip_decoders`)
+
+    def __init__(self, location: str | Path, clips: ClipSettings, loader: LoaderSettings):
         self.location = location
         self.clips = clips
+        self.loader = loader
         self.warned_paths: set[str] = set()  # files warned about as skipped, once over all loaders
 
     @property
     @abstractmethod
     def classes(self) -> list[str]: ...
+
+    @abstractmethod
+    def video_counts(self) -> dict[str, int]:
+        """How many videos each split lists: {"train": ..., "val": ...}, and "test" where there is a test split."""
+
+    @property
+    @abstractmethod
+    def layout(self) -> Layout:
+        """The file layout's splits and class list; LayoutError, saying what to use instead, where there is none."""
 
     @abstractmethod
     def headers(self) -> list[VideoInfo]:
@@ -129,6 +106,11 @@ class Source(ABC):
     def test_loader(self) -> DataLoader:
         """Every view of whole videos, as `val_loader` takes them."""
 
+    def pin(self, device: torch.device) -> None:
+        """Decode on `device` (the Trainer's root device: each DDP rank its own GPU) where the source decodes on
+        one; a source decoding in loader workers has nothing to pin."""
+        return None
+
     @cached_property
     def train_set(self) -> Dataset:
         return self.make_train_set()
@@ -137,9 +119,21 @@ class Source(ABC):
     def val_set(self) -> Dataset:
         return self.make_val_set()
 
+    @abstractmethod
+    def test_split(self) -> str:
+        """The split the test stage takes: "test" where the data has one, else "val"."""
+
     @cached_property
     def test_set(self) -> Dataset:
-        self.clips.check_test_views()  # asked for only by the test stage: test_clips=0 does not stop a fit
+        self.loader.check_test_views()  # asked for only by the test stage: test_clips=0 does not stop a fit
+        split, videos = self.test_split(), self.video_counts()
+        if split == TEST_SPLIT:
+            rank_zero_info(f"test stage: the test split of {self.location} ({videos[split]} videos)")
+        else:
+            rank_zero_info(
+                f"test stage: {self.location} has no test split, so the test takes the validation split "
+                f"({videos['val']} videos)"
+            )
         return self.make_test_set()
 
     def setup(self, stage: str | None) -> None:
@@ -156,57 +150,72 @@ class Source(ABC):
     def load_state_dict(self, state_dict: dict) -> None:
         """Resume from what `state_dict` gave."""
 
+    def _clip_sizes(self) -> dict:
+        return dict(clip_duration_s=self.clips.clip_duration, num_frames=self.clips.num_frames)
 
-def check_clips_fit(infos: list[VideoInfo], clip_duration_s: float, num_frames: int, data_path: str | Path) -> None:
-    """Raise ValueError, naming the argument and the fix, when no sampled video holds a full clip."""
-    if not infos:
-        raise ValueError(
-            f"none of the videos sampled from {data_path} can be opened; find out why with "
-            f"`python -m video_processing.check_data {data_path}`"
+    def train_read(self) -> Read:
+        """Training's read: one random clip, decoded by `decoder` and transformed."""
+        return self._decoded(reads.random_clip, clip_decoders(self.decoder)[0], self.clips.train_transform)
+
+    def val_read(self) -> Read:
+        """Validation's read: every back-to-back clip, decoded by `decoder` and transformed."""
+        return self._decoded(reads.uniform_clips, clip_decoders(self.decoder)[1], self.clips.eval_transform)
+
+    def test_read(self) -> Read:
+        """The test's read: `test_clips` evenly spaced clips x `test_crops` crops, decoded with PyAV."""
+        transform = self.clips.test_transform(self.loader.test_crops, uint8=self.loader.uint8)
+        return partial(
+            reads.test_views, transform=transform, clips_per_video=self.loader.test_clips, **self._clip_sizes()
         )
-    longest_s = max(info.duration_s for info in infos)
-    if clip_duration_s > longest_s:
-        raise ValueError(
-            f"clip_duration={clip_duration_s} s is longer than every one of {len(infos)} videos sampled from "
-            f"{data_path} (the longest lasts {longest_s:.2f} s): pass --data.clip_duration "
-            f"{math.floor(longest_s * 10) / 10} or less"
-        )
-    most_frames = max(min(info.duration_s, clip_duration_s) * info.fps for info in infos)
-    if most_frames < num_frames:
-        raise ValueError(
-            f"num_frames={num_frames} is more than a clip of {clip_duration_s} s holds in any of "
-            f"{len(infos)} videos sampled from {data_path} (at most {most_frames:.0f} frames): lower "
-            "--data.num_frames or raise --data.clip_duration"
-        )
+
+    def _decoded(self, read, decode, transform) -> Read:
+        return partial(read, decode=decode, transform=transform(uint8=self.loader.uint8), **self._clip_sizes())
+
+    def empty_clips(self) -> Clips:
+        """The clips of a video that could not be read by the training and validation reads: none."""
+        return no_clips(self.clips.num_frames, self.clips.crop_size)
 
 
 class FileSource(Source):
     """Video files in a layout of `layouts.py`, decoded and transformed in loader workers by `decoder`."""
 
     def __init__(
-        self, data_path: Path, clips: ClipSettings, *, decoder: str, balanced_sampling: bool, missing_hint: str
+        self,
+        data_path: Path,
+        clips: ClipSettings,
+        loader: LoaderSettings,
+        *,
+        decoder: str,
+        balanced_sampling: bool,
+        missing_hint: str,
     ):
-        super().__init__(data_path, clips)
+        super().__init__(data_path, clips, loader)
         self.decoder = decoder
         self.balanced_sampling = balanced_sampling
         self.missing_hint = missing_hint
         self.clip_loader = HintingDataLoader  # the loader of the training and validation clips
 
     @cached_property
-    def dataset(self) -> Layout:
+    def layout(self) -> Layout:
         """Both splits and the class list (files are listed, not opened); LayoutError naming the path and fix."""
         if not self.location.is_dir():
             raise LayoutError(
                 f"data_path {self.location} does not exist. {self.missing_hint} to a dataset folder; "
                 "`python -m video_processing.synthetic --out data/synthetic` makes a small one."
             )
-        dataset = load_dataset(self.location)
-        check_splits(dataset, self.location)
-        return dataset
+        layout = load_dataset(self.location)
+        check_splits(layout, self.location)
+        return layout
 
     @property
     def classes(self) -> list[str]:
-        return self.dataset.classes
+        return self.layout.classes
+
+    def video_counts(self) -> dict[str, int]:
+        return {split: len(self.layout.split(split)) for split in self.layout.splits()}
+
+    def test_split(self) -> str:
+        return TEST_SPLIT if self.layout.test else "val"
 
     def headers(self) -> list[VideoInfo]:
         """Headers of up to HEADER_SAMPLE_SIZE videos spread over both splits (unreadable ones left out).
@@ -214,7 +223,7 @@ class FileSource(Source):
         Each file is opened and closed here, in the main process before any loader worker starts, so no open
         container is ever inherited by a forked worker.
         """
-        records = self.dataset.train + self.dataset.val
+        records = self.layout.train + self.layout.val
         infos = []
         for record in records[:: max(1, len(records) // HEADER_SAMPLE_SIZE)][:HEADER_SAMPLE_SIZE]:
             try:
@@ -228,36 +237,15 @@ class FileSource(Source):
         return infos
 
     def make_train_set(self) -> Dataset:
-        return RandomClipDataset(
-            self.dataset.train,
-            clip_duration_s=self.clips.clip_duration,
-            num_frames=self.clips.num_frames,
-            root=self.location,
-            transform=self.clips.train_transform(),
-            decode=clip_decoders(self.decoder)[0],
-        )
+        return RandomClipDataset(self.layout.train, self.train_read(), root=self.location)
 
     def make_val_set(self) -> Dataset:
-        return UniformClipsDataset(
-            self.dataset.val,
-            clip_duration_s=self.clips.clip_duration,
-            num_frames=self.clips.num_frames,
-            crop_size=self.clips.crop_size,
-            root=self.location,
-            transform=self.clips.eval_transform(),
-            decode=clip_decoders(self.decoder)[1],
-        )
+        return WholeVideoDataset(self.layout.val, self.val_read(), empty=self.empty_clips(), root=self.location)
 
     def make_test_set(self) -> Dataset:
-        return MultiViewClipsDataset(
-            self.dataset.val,
-            clips_per_video=self.clips.test_clips,
-            clip_duration_s=self.clips.clip_duration,
-            num_frames=self.clips.num_frames,
-            crop_size=self.clips.crop_size,
-            root=self.location,
-            transform=self.clips.test_transform(),
-        )
+        empty = no_clips(self.clips.num_frames, self.clips.crop_size)  # the test's views are decoded in the workers
+        records = self.layout.split(self.test_split())
+        return WholeVideoDataset(records, self.test_read(), empty=empty, root=self.location)
 
     def train_loader(self) -> DataLoader:
         if self.balanced_sampling:
@@ -287,67 +275,64 @@ class FileSource(Source):
         pass
 
     def _loader(self, dataset: Dataset, loader: type, *, shuffle: bool = False, sampler=None) -> DataLoader:
-        workers = self.clips.num_workers
+        workers = self.loader.num_workers
         return loader(
             dataset,
-            batch_size=self.clips.batch_size,
+            batch_size=self.loader.batch_size,
             shuffle=shuffle,
             sampler=sampler,
             num_workers=workers,
             collate_fn=collate_clips,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=workers > 0,
-            timeout=self.clips.loader_timeout_s if workers > 0 else 0,
+            timeout=self.loader.loader_timeout_s if workers > 0 else 0,
             warned_paths=self.warned_paths,
         )
 
 
 class PlannedSource(FileSource):
-    """Video files planned in loader workers (`planning.py`) and decoded on `decoder_device` in the main process
+    """Video files planned in loader workers (`reads.py`) and decoded on `decoder_device` in the main process
     (`gpu_decode.py`); batches are uint8. The test's views are decoded in the workers, as `FileSource` does."""
 
-    def __init__(self, data_path: Path, clips: ClipSettings, *, decoder_device: str, **kwargs):
-        super().__init__(data_path, clips, **kwargs)
+    def __init__(self, data_path: Path, clips: ClipSettings, loader: LoaderSettings, *, decoder_device: str, **kwargs):
+        super().__init__(data_path, clips, loader, **kwargs)
         self.clip_decoder = PlannedClipDecoder(
             decoder_device, crop_size=clips.crop_size, short_side=clips.min_short_side
         )
         self.clip_loader = partial(PlanDecodingDataLoader, clip_decoder=self.clip_decoder)
 
-    def make_train_set(self) -> Dataset:
-        planner = TrainClipPlanner(
+    def pin(self, device: torch.device) -> None:
+        self.clip_decoder.pin(device)
+
+    def train_read(self) -> Read:
+        planner = reads.TrainClipPlanner(
             crop_size=self.clips.crop_size,
             min_short_side=self.clips.min_short_side,
             max_short_side=self.clips.max_short_side,
             hflip_prob=self.clips.hflip_prob,
         )
-        return PlannedRandomClipDataset(
-            self.dataset.train,
-            clip_duration_s=self.clips.clip_duration,
-            num_frames=self.clips.num_frames,
-            root=self.location,
-            planner=planner,
-        )
+        return partial(reads.planned_clip, planner=planner, **self._clip_sizes())
 
-    def make_val_set(self) -> Dataset:
-        return PlannedUniformClipsDataset(
-            self.dataset.val,
-            clip_duration_s=self.clips.clip_duration,
-            num_frames=self.clips.num_frames,
-            root=self.location,
-        )
+    def val_read(self) -> Read:
+        return partial(plan_uniform_clips, **self._clip_sizes())  # the eval preset draws nothing
+
+    def empty_clips(self) -> Clips:
+        return []
 
 
 class ShardSource(Source):
     """Shards in a folder or at a bucket URL; streamed splits are shuffled and shared out over ranks by LitData.
 
-    Refuses, naming what works instead, the settings that need video files: another decoder or GPU decoding
-    (shards hold bytes decoded from memory with PyAV), and balanced sampling (the stream sets the order).
+    Samples are decoded from memory with PyAV in the loader workers, through the file sources' reads, giving the
+    same items. Refuses, naming what works instead, the settings that need video files: another decoder or GPU
+    decoding, and balanced sampling (the stream sets the order).
     """
 
     def __init__(
         self,
         location: str,
         clips: ClipSettings,
+        loader: LoaderSettings,
         *,
         cache_dir: str | None,
         decoder: str,
@@ -366,7 +351,7 @@ class ShardSource(Source):
                 f"balanced_sampling draws videos by label from a file layout; shards ({location}) are shuffled by "
                 "the stream: drop --data.balanced_sampling, or train from the video files to balance the classes"
             )
-        super().__init__(location, clips)
+        super().__init__(location, clips, loader)
         self.cache_dir = cache_dir
         self._train_stream = None
         self._train_stream_state = None
@@ -379,27 +364,34 @@ class ShardSource(Source):
     def classes(self) -> list[str]:
         return self.info.classes
 
+    def video_counts(self) -> dict[str, int]:
+        return dict(self.info.videos)
+
+    def test_split(self) -> str:
+        return TEST_SPLIT if self.info.videos.get(TEST_SPLIT) else "val"
+
+    @property
+    def layout(self) -> Layout:
+        raise LayoutError(
+            f"{self.location} holds shards, which keep no list of video files: a file layout is for a dataset "
+            "folder. The classes and the videos per split are `data.classes` and `data.video_counts`."
+        )
+
     def headers(self) -> list[VideoInfo]:
         return self.info.headers  # a sample written into shards.json
 
-    def _sizes(self) -> dict:
-        return dict(
-            clip_duration_s=self.clips.clip_duration, num_frames=self.clips.num_frames, crop_size=self.clips.crop_size
-        )
-
     def make_train_set(self) -> Dataset:
-        to_item = shards.RandomClipFromSample(**self._sizes(), transform=self.clips.train_transform())
-        return shards.streaming_split(self.location, "train", to_item, shuffle=True, cache_dir=self.cache_dir)
+        return self._split("train", self.train_read(), shuffle=True)
 
     def make_val_set(self) -> Dataset:
-        to_item = shards.UniformClipsFromSample(**self._sizes(), transform=self.clips.eval_transform())
-        return shards.streaming_split(self.location, "val", to_item, shuffle=False, cache_dir=self.cache_dir)
+        return self._split("val", self.val_read(), shuffle=False)
 
     def make_test_set(self) -> Dataset:
-        to_item = shards.MultiViewClipsFromSample(
-            **self._sizes(), transform=self.clips.test_transform(), clips_per_video=self.clips.test_clips
-        )
-        return shards.streaming_split(self.location, "val", to_item, shuffle=False, cache_dir=self.cache_dir)
+        return self._split(self.test_split(), self.test_read(), shuffle=False)
+
+    def _split(self, split: str, read: Read, *, shuffle: bool) -> Dataset:
+        to_item = partial(shards.sample_item, read=read, empty=self.empty_clips())
+        return shards.streaming_split(self.location, split, to_item, shuffle=shuffle, cache_dir=self.cache_dir)
 
     def train_loader(self) -> DataLoader:
         self._train_stream = self._loader(self.train_set)  # a stream's position within the epoch is saved
@@ -415,9 +407,9 @@ class ShardSource(Source):
     def _loader(self, dataset: Dataset) -> DataLoader:
         return shards.streaming_loader(
             dataset,
-            batch_size=self.clips.batch_size,
-            num_workers=self.clips.num_workers,
-            timeout_s=self.clips.loader_timeout_s,
+            batch_size=self.loader.batch_size,
+            num_workers=self.loader.num_workers,
+            timeout_s=self.loader.loader_timeout_s,
             warned_paths=self.warned_paths,
         )
 
@@ -436,3 +428,26 @@ class ShardSource(Source):
         if self._train_stream_state is not None:
             self._train_stream.load_state_dict(self._train_stream_state)
             self._train_stream_state = None
+
+
+def check_clips_fit(infos: list[VideoInfo], clip_duration_s: float, num_frames: int, data_path: str | Path) -> None:
+    """Raise ValueError, naming the argument and the fix, when no sampled video holds a full clip."""
+    if not infos:
+        raise ValueError(
+            f"none of the videos sampled from {data_path} can be opened; find out why with "
+            f"`python -m video_processing.check_data {data_path}`"
+        )
+    longest_s = max(info.duration_s for info in infos)
+    if clip_duration_s > longest_s:
+        raise ValueError(
+            f"clip_duration={clip_duration_s} s is longer than every one of {len(infos)} videos sampled from "
+            f"{data_path} (the longest lasts {longest_s:.2f} s): pass --data.clip_duration "
+            f"{math.floor(longest_s * 10) / 10} or less"
+        )
+    most_frames = max(min(info.duration_s, clip_duration_s) * info.fps for info in infos)
+    if most_frames < num_frames:
+        raise ValueError(
+            f"num_frames={num_frames} is more than a clip of {clip_duration_s} s holds in any of "
+            f"{len(infos)} videos sampled from {data_path} (at most {most_frames:.0f} frames): lower "
+            "--data.num_frames or raise --data.clip_duration"
+        )

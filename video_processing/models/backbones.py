@@ -24,6 +24,8 @@ from pytorchvideo.models.x3d import create_x3d
 from torch import nn
 from torchvision.models import video as tv_video
 
+from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD
+
 # Spatial downsampling of PyTorchVideo's ResNet and X3D: stem (2) and the strided stages (16).
 SPATIAL_STRIDE = 32
 KINETICS_CLASSES = 400
@@ -32,8 +34,6 @@ _ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
 # The final projection of PyTorchVideo's ResNet and X3D: blocks are the stem, the stages, then the head.
 PYTORCHVIDEO_HEAD = "blocks.5.proj"
 
-PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)
-PYTORCHVIDEO_STD = (0.225, 0.225, 0.225)
 # torchvision's video weights were trained with these (see R2Plus1D_18_Weights.KINETICS400_V1.transforms()).
 TORCHVISION_MEAN = (0.43216, 0.394666, 0.37645)
 TORCHVISION_STD = (0.22803, 0.22145, 0.216989)
@@ -61,8 +61,8 @@ class Backbone:
     short_side: int
     clip_duration_s: float
     weights_url: str | None
-    mean: tuple[float, float, float] = PYTORCHVIDEO_MEAN
-    std: tuple[float, float, float] = PYTORCHVIDEO_STD
+    mean: tuple[float, float, float] = KINETICS_MEAN
+    std: tuple[float, float, float] = KINETICS_STD
     options: tuple[str, ...] = ()
 
 

@@ -51,11 +51,12 @@ class KineticsDataModule(pl.LightningDataModule):
             only plan clips and the main process decodes them on the GPU (see `gpu_decode.py`); batches are
             uint8 as with transforms_on_device.
         cache_dir: where shards streamed from a URL are cached (default: LitData's cache folder).
-        test_clips, test_crops: the `test` stage's views of each validation video: `test_clips` evenly spaced
-            clips (PyTorchVideo's constant-clips-per-video sampler) x `test_crops` crops along the long side of
-            each clip scaled to `min_short_side` (3: left, centre, right; 1: centre). 10 x 3 is the protocol
-            of PyTorchVideo's model zoo and PySlowFast. A test batch holds all views of `batch_size` videos.
-            0 leaves the test out (fit, validate and predict never build the test set).
+        test_clips, test_crops: the `test` stage's views of each test video (the test split where the data has one,
+            else the validation split): `test_clips` evenly spaced clips (PyTorchVideo's constant-clips-per-video
+            sampler) x `test_crops` crops along the long side of each clip scaled to `min_short_side` (3: left,
+            centre, right; 1: centre). 10 x 3 is the protocol of PyTorchVideo's model zoo and PySlowFast. A test
+            batch holds all views of `batch_size` videos. 0 leaves the test out (fit, validate and predict never
+            build the test set).
         balanced_sampling: draw training videos so that every class is drawn equally often per epoch
             (`samplers.BalancedDistributedSampler`; under DDP each rank takes a disjoint share of the draws).
 

@@ -32,8 +32,9 @@ import torch
 
 from video_processing.check_data import check_file
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data.transforms import ClipSettings
 from video_processing.data.video import decode_uniform_clips, write_video
-from video_processing.inference.classifiers import Classifier, ClipSettings, classifier_preset
+from video_processing.inference.classifiers import Classifier, classifier_preset
 from video_processing.inference.predictions import predict_video
 from video_processing.synthetic import render_video
 
@@ -108,7 +109,9 @@ def measure(method: str, path: Path) -> None:
     torch.set_num_threads(1)  # the machine's other core decodes nothing here: keep runs comparable
     module = VideoClassificationLightningModule(num_classes=6, stem_dim_out=8, num_frames=FRAMES, crop_size=CROP)
     classifier = Classifier(
-        module.eval(), [str(i) for i in range(6)], ClipSettings(CLIP_S, 64, (0.45,) * 3, (0.225,) * 3)
+        module.eval(),
+        [str(i) for i in range(6)],
+        ClipSettings(CLIP_S, FRAMES, CROP, 64, 64, 0.0, (0.45,) * 3, (0.225,) * 3),
     )
     _reset_peak()
     baseline, started = _status_mib("VmRSS"), time.perf_counter()

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from video_processing.data.decoders import FFMPEG_PACKAGES
-from video_processing.data.file_sources import PlannedSource
+from video_processing.data.sources import PlannedSource
 from video_processing.data.video import write_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import make_dataset
@@ -84,6 +84,7 @@ def planned_on_cpu(data_path: Path, **data_kwargs) -> KineticsDataModule:
     data.source = PlannedSource(
         files.location,
         files.clips,
+        files.loader,
         decoder_device="cpu",
         decoder=files.decoder,
         balanced_sampling=files.balanced_sampling,

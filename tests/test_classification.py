@@ -97,7 +97,7 @@ def test_seed_train_example_constructs(monkeypatch, tmp_path):
     data_module = KineticsDataModule()
     trainer = pl.Trainer(logger=False)
     assert classification_module.hparams.num_classes == 400
-    assert data_module.data_path == tmp_path and data_module.batch_size == 8
+    assert data_module.source.location == tmp_path and data_module.hparams.batch_size == 8
     assert trainer is not None
 
 

@@ -48,8 +48,9 @@ def test_sidecar_holds_what_inference_needs(onnx_file, small_dataset):
     sidecar = read_sidecar(onnx_file)
     assert sidecar_path(onnx_file).name == "model.onnx.json"
     assert sidecar.format == "onnx" and sidecar.classes == sorted(p.name for p in (small_dataset / "train").iterdir())
-    assert (sidecar.clip_duration, sidecar.num_frames, sidecar.crop_size, sidecar.short_side) == (1.0, 4, 48, 56)
-    assert sidecar.mean == [0.45] * 3 and sidecar.std == [0.225] * 3
+    clips = sidecar.clips
+    assert (clips.clip_duration, clips.num_frames, clips.crop_size, clips.min_short_side) == (1.0, 4, 48, 56)
+    assert clips.mean == (0.45,) * 3 and clips.std == (0.225,) * 3
 
 
 def test_onnx_takes_any_batch_and_matches_the_checkpoint(onnx_file, checkpoint):

@@ -23,9 +23,9 @@ from conftest import fit_one_step_and_save
 from stream_helpers import mpegts_bytes, stalling_server
 
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset
+from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipSettings, eval_preset
 from video_processing.data.video import decode_uniform_clips, write_video
-from video_processing.inference.classifiers import Classifier, ClipSettings, load_classifier
+from video_processing.inference.classifiers import Classifier, load_classifier
 from video_processing.inference.predictions import SegmentWriter, predict_segments, predict_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons.standins import serve_directory, write_avi, write_standin_weights
@@ -160,6 +160,10 @@ def test_a_backbone_name_predicts_kinetics_classes_with_its_pretrained_weights(t
     assert {entry["class"] for entry in record["top"]} <= set(kinetics400_classes())
 
 
+# The stand-ins' clips: 1 s, 4 frames of a 48 px crop of a 48 px short side (evaluation's: no range, no flip).
+STAND_IN_CLIPS = ClipSettings(1.0, 4, 48, 48, 48, 0.0, KINETICS_MEAN, KINETICS_STD)
+
+
 class GrowthStandIn(torch.nn.Module):
     """A deterministic stand-in for a trained model on self-made videos: reads from a window's frames whether the
     shape grows, keeps its size (the "spinning" class) or shrinks.
@@ -203,7 +207,7 @@ def test_a_long_video_of_several_classes_gives_its_segments_in_order(tmp_path):
     order = ["growing", "spinning", "shrinking", "growing"]  # 2 s each
     parts = [render_video(label, np.random.default_rng([3, i]), 72, 72, 48, 24) for i, label in enumerate(order)]
     write_video(tmp_path / "long.mp4", np.concatenate(parts), 24)
-    clips = ClipSettings(clip_duration=1.0, min_short_side=48, mean=KINETICS_MEAN, std=KINETICS_STD)
+    clips = STAND_IN_CLIPS
     classifier = Classifier(GrowthStandIn(), GrowthStandIn.classes, clips)
     out = io.StringIO()
     assert predict_segments(classifier, str(tmp_path / "long.mp4"), _segment_args(), SegmentWriter("json", out))
@@ -349,7 +353,7 @@ class SlowStandIn(GrowthStandIn):
 @pytest.mark.parametrize("realtime", [True, False])
 def test_realtime_drops_the_windows_a_slow_model_has_no_time_for_and_says_how_many(tmp_path, capsys, realtime):
     write_video(tmp_path / "long.mp4", render_video("growing", np.random.default_rng(0), 72, 72, 24 * 8, 24), 24)
-    clips = ClipSettings(clip_duration=1.0, min_short_side=48, mean=KINETICS_MEAN, std=KINETICS_STD)
+    clips = STAND_IN_CLIPS
     classifier = Classifier(SlowStandIn(), SlowStandIn.classes, clips)
     out = io.StringIO()
     args = _segment_args(realtime=realtime)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from video_processing.data.layouts import Dataset, LayoutError, check_splits, load_dataset
+from video_processing.data.layouts import Layout, LayoutError, check_splits, load_dataset
 
 # The decoded frames are only checked, not used: much larger ones are scaled down to this as they are decoded.
 CHECK_SHORT_SIDE = 64
@@ -81,11 +81,12 @@ def check_file(job: tuple[str, str, str, float, int]) -> FileCheck:
     return FileCheck(path, split, label, "ok", **header)
 
 
-def check_all(dataset: Dataset, clip_duration_s: float, num_frames: int, workers: int) -> list[FileCheck]:
-    """Check every video of both splits, `workers` files at a time, with a progress bar."""
+def check_all(dataset: Layout, clip_duration_s: float, num_frames: int, workers: int) -> list[FileCheck]:
+    """Check every video of every split (train, val, and test where there is one), `workers` files at a time, with a
+    progress bar."""
     jobs = [
         (str(record.path), split, dataset.classes[record.label], clip_duration_s, num_frames)
-        for split in ("train", "val")
+        for split in dataset.splits()
         for record in dataset.split(split)
     ]
     progress = {"total": len(jobs), "desc": "checking videos", "unit": "video"}
@@ -104,20 +105,22 @@ def write_report(rows: list[FileCheck], path: str | Path) -> None:
 
 def print_counts(rows: list[FileCheck], labels: list[str]) -> None:
     """Usable videos per class and split, with the unusable ones in brackets."""
+    splits = _splits(rows)
     usable = Counter((row.split, row.label) for row in rows if row.status == "ok")
     unusable = Counter((row.split, row.label) for row in rows if row.status != "ok")
     width = max(len("class"), *(len(label) for label in labels))
-    print(f"\n{'class':<{width}}  {'train':>12}  {'val':>12}")
+    print(f"\n{'class':<{width}}" + "".join(f"  {s:>12}" for s in splits))
     for label in labels:
         cells = [
-            f"{usable[s, label]}" + (f" (+{unusable[s, label]} bad)" if unusable[s, label] else "")
-            for s in ("train", "val")
+            f"{usable[s, label]}" + (f" (+{unusable[s, label]} bad)" if unusable[s, label] else "") for s in splits
         ]
-        print(f"{label:<{width}}  {cells[0]:>12}  {cells[1]:>12}")
-    print(
-        f"{'all':<{width}}  {sum(usable[k] for k in usable if k[0] == 'train'):>12}  "
-        f"{sum(usable[k] for k in usable if k[0] == 'val'):>12}"
-    )
+        print(f"{label:<{width}}" + "".join(f"  {cell:>12}" for cell in cells))
+    print(f"{'all':<{width}}" + "".join(f"  {sum(n for k, n in usable.items() if k[0] == s):>12}" for s in splits))
+
+
+def _splits(rows: list[FileCheck]) -> list[str]:
+    """The splits the rows come from, in the layouts' order: train, val, test."""
+    return [s for s in ("train", "val", "test") if any(row.split == s for row in rows)]
 
 
 # From this ratio of the largest to the smallest training class on, the check suggests balanced sampling.
@@ -132,7 +135,7 @@ def imbalance_ratios(rows: list[FileCheck], labels: list[str] | None = None) -> 
     labels = labels or sorted({row.label for row in rows})
     usable = Counter((row.split, row.label) for row in rows if row.status == "ok")
     ratios = {}
-    for split in ("train", "val"):
+    for split in _splits(rows):
         counts = [usable[split, label] for label in labels]
         ratios[split] = max(counts) / min(counts) if min(counts) else math.inf
     return ratios

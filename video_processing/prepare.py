@@ -39,7 +39,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from video_processing.data import shards
-from video_processing.data.layouts import SPLITS, Dataset, load_dataset
+from video_processing.data.layouts import Layout, load_dataset
 from video_processing.data.video import VideoError, iter_rgb_frames, open_video, video_info, write_video
 
 FAILURES_CSV = "prepare_failures.csv"
@@ -109,14 +109,14 @@ def output_path(src_root: Path, dst_root: Path, video: Path) -> Path:
     return (dst_root / relative).with_suffix(".mp4")
 
 
-def output_paths(dataset: Dataset, src: Path, dst: Path) -> dict[Path, Path]:
+def output_paths(dataset: Layout, src: Path, dst: Path) -> dict[Path, Path]:
     """Every listed video and where its prepared copy goes, checked before any work.
 
     Two videos that would share a name (clip.mp4 and clip.avi) are kept apart: the one not already .mp4 keeps
     its extension in the name (clip.avi.mp4). Raises ValueError naming the files when names still collide, or
     when a target would lie outside DST (a symbolic link in DST pointing elsewhere).
     """
-    records = dataset.train + dataset.val
+    records = [r for split in dataset.splits() for r in dataset.split(split)]
     targets = {r.path: output_path(src, dst, r.path) for r in records}
     shared = Counter(targets.values())
     for video, target in targets.items():
@@ -137,18 +137,18 @@ def output_paths(dataset: Dataset, src: Path, dst: Path) -> dict[Path, Path]:
     return targets
 
 
-def copy_annotations(dataset: Dataset, src: Path, dst: Path, targets: dict[Path, Path]) -> None:
+def copy_annotations(dataset: Layout, src: Path, dst: Path, targets: dict[Path, Path]) -> None:
     """Write DST's annotation files so that DST loads with the same layout, classes and labels."""
     dst.mkdir(parents=True, exist_ok=True)
     if dataset.layout == "class_folders":  # every class folder, even one whose videos all fail or are absent
-        for split in SPLITS:
+        for split in dataset.splits():
             class_dirs = [d.name for d in (src / split).iterdir() if d.is_dir()]
             for name in ["", *class_dirs]:
                 (dst / split / name).mkdir(parents=True, exist_ok=True)
     elif dataset.layout == "kinetics_csv":
         shutil.copytree(src / "annotations", dst / "annotations", dirs_exist_ok=True)
     elif dataset.layout == "pytorchvideo_csv":
-        for split in SPLITS:
+        for split in dataset.splits():
             lines = [f"{targets[r.path].relative_to(dst)} {r.label}" for r in dataset.split(split)]
             (dst / f"{split}.csv").write_text("".join(line + "\n" for line in lines))
 

@@ -1,4 +1,5 @@
-"""The two transform presets, train and eval, on uint8 clips (T, C, H, W) from `video.py`.
+"""The clip settings and the transform presets they make (train, eval, the test's views), on uint8 clips
+(T, C, H, W) from `video.py`.
 
 Frames stay uint8 through resizing and cropping, so the costly float conversion and normalization run on the
 cropped clip only, and training resizes only the pixels its crop keeps. Both presets end with a (C, T, H, W)
@@ -8,13 +9,14 @@ decoding (see `video.py`), before any pixel is converted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+# Per-channel normalization of PyTorchVideo's Kinetics models (and their registry entries in `models.backbones`).
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 
@@ -249,3 +251,60 @@ def denormalize(
     m = torch.tensor(mean).view(-1, 1, 1, 1)
     s = torch.tensor(std).view(-1, 1, 1, 1)
     return (video * s + m).clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """How clips are cut and transformed: one set for training (`KineticsDataModule`'s arguments of the same
+    names), for a checkpoint's classifier (`inference.classifiers`) and for an exported model's sidecar.
+
+    clip_duration: seconds of video per clip; num_frames: frames kept per clip; crop_size: side of the square crop;
+    min_short_side, max_short_side: training scales the short side into this range, evaluation to min_short_side;
+    hflip_prob: training's horizontal flips; mean, std: per-channel normalization; augment: training's
+    RandAugment or TrivialAugmentWide ("randaugment", "trivialaugment" or None).
+    """
+
+    clip_duration: float
+    num_frames: int
+    crop_size: int
+    min_short_side: int
+    max_short_side: int
+    hflip_prob: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    augment: str | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ClipSettings:
+        """The settings among `values` (a data module's hparams, a sidecar's JSON); other keys are ignored, and a
+        setting with a default may be missing (files written before it existed)."""
+        fields = cls.__dataclass_fields__
+        settings = {name: values[name] for name in fields if name in values or fields[name].default is MISSING}
+        return cls(**{**settings, "mean": tuple(settings["mean"]), "std": tuple(settings["std"])})
+
+    def train_transform(self, *, uint8: bool = False) -> v2.Compose:
+        return train_preset(
+            crop_size=self.crop_size,
+            min_short_side=self.min_short_side,
+            max_short_side=self.max_short_side,
+            hflip_prob=self.hflip_prob,
+            mean=self.mean,
+            std=self.std,
+            uint8=uint8,
+            augment=self.augment,
+        )
+
+    def eval_transform(self, *, uint8: bool = False) -> v2.Compose:
+        return eval_preset(
+            crop_size=self.crop_size, short_side=self.min_short_side, mean=self.mean, std=self.std, uint8=uint8
+        )
+
+    def test_transform(self, num_crops: int, *, uint8: bool = False) -> v2.Compose:
+        return multi_view_preset(
+            crop_size=self.crop_size,
+            short_side=self.min_short_side,
+            num_crops=num_crops,
+            mean=self.mean,
+            std=self.std,
+            uint8=uint8,
+        )

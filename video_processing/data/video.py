@@ -1,4 +1,6 @@
-"""Opening a video file and decoding clip windows to uint8 frames: the only place that decodes with PyAV.
+"""Opening a video file (or a shard's bytes) and decoding clip windows to uint8 frames with PyAV: every clip a
+dataset reads is decoded here. (Inference's streams, `inference.streams`, decode a source once in order with
+PyAV too, through this module's opening and colour conversion.)
 
 It also plans clips (`plan_*`: which frames a clip keeps, from packet timestamps) for `decoders.py`'s torchcodec.
 
@@ -268,7 +270,7 @@ class PlannedClip:
 
     `times` are the kept frames' presentation times in seconds, exactly the frames `decode_*` would return;
     `height` and `width` are the size of the displayed frames, after the stream's display rotation. A training plan
-    adds the train preset's crop `box` and `flip` (`planning.TrainClipPlanner`); `box` None means the eval preset's
+    adds the train preset's crop `box` and `flip` (`reads.TrainClipPlanner`); `box` None means the eval preset's
     scale and centre crop.
     """
 

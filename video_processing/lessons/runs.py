@@ -254,12 +254,13 @@ GPU_VIDEOS_PER_S_PER_WORKER = 6.0
 
 def describe_training(run: Run, data: KineticsDataModule, *, cuda: bool) -> str:
     """One sentence: what a run of `run` on `data` trains, and roughly how long it takes on this machine."""
-    videos = len(data.dataset.train) + len(data.dataset.val)
+    counts = data.video_counts  # files and shards alike
+    videos = counts["train"] + counts["val"]
     epoch_videos = videos if isinstance(run.limit_batches, float) else 2 * run.limit_batches * run.batch_size
     rate = GPU_VIDEOS_PER_S_PER_WORKER * max(loader_workers(run), 1) if cuda else CPU_VIDEOS_PER_S
     minutes = run.max_epochs * min(videos, epoch_videos) / rate / 60
     return (
         f"training {run.name}: {run.backbone} ({'pretrained' if run.pretrained else 'from scratch'}) for "
-        f"{run.max_epochs} epochs over {len(data.dataset.train)} training and {len(data.dataset.val)} validation "
+        f"{run.max_epochs} epochs over {counts['train']} training and {counts['val']} validation "
         f"videos, roughly {max(minutes, 0.1):.1f} min on this {'GPU' if cuda else 'CPU'} machine"
     )

@@ -31,6 +31,7 @@ from torch import nn
 from torchvision.models import video as tv_video
 
 from video_processing.data.downloads import fetch, redact, sha256_of
+from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD
 from video_processing.models.architectures import S3D, SLOWFAST_ALPHA, SlowFast
 
 # Spatial downsampling of PyTorchVideo's ResNet and X3D: stem (2) and the strided stages (16).
@@ -41,8 +42,6 @@ ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
 # The final projection of PyTorchVideo's ResNet and X3D: blocks are the stem, the stages, then the head.
 PYTORCHVIDEO_HEAD = "blocks.5.proj"
 
-PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)
-PYTORCHVIDEO_STD = (0.225, 0.225, 0.225)
 # ImageNet's, which VideoMAE was trained with (its preprocessor_config.json).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -76,8 +75,8 @@ class Backbone:
     short_side: int
     clip_duration_s: float
     weights_url: str | None
-    mean: tuple[float, float, float] = PYTORCHVIDEO_MEAN
-    std: tuple[float, float, float] = PYTORCHVIDEO_STD
+    mean: tuple[float, float, float] = KINETICS_MEAN
+    std: tuple[float, float, float] = KINETICS_STD
     options: tuple[str, ...] = ()
     fixed_input: bool = False
     min_crop_size: int = SPATIAL_STRIDE

@@ -1,13 +1,17 @@
 """Runs: the sizes of the notebooks' and fine-tuning runs, and the builders that turn a run into objects."""
 
 import inspect
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
+import torch
 import yaml
 from pytorch_lightning.callbacks import BackboneFinetuning
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader, TensorDataset
 
 from video_processing import runs
 from video_processing.backbones import get_backbone
@@ -142,11 +146,48 @@ def test_builders_take_every_data_and_model_setting_from_the_run(tmp_path, monke
     assert (model.hparams.lr, model.hparams.stem_dim_out, model.hparams.num_frames) == (0.02, 4, 4)
 
 
-def test_describe_training_names_the_run_and_scales_with_epochs(small_dataset):
-    data = runs.build_data(small_dataset, CPU)
-    text = runs.describe_training(CPU, data, cuda=False)
-    assert "notebook_cpu" in text and "30 epochs over 24 training and 12 validation videos" in text
-    minutes = float(text.split("roughly ")[1].split(" min")[0])
-    assert minutes == pytest.approx(30 * 36 / runs.CPU_VIDEOS_PER_S / 60, abs=0.05)
-    longer = float(runs.describe_training(replace(CPU, max_epochs=60), data, cuda=False).split("roughly ")[1][:4])
-    assert longer == pytest.approx(2 * minutes, abs=0.1)
+class _Steps(pl.LightningModule):
+    """A stand-in model whose every training and validation step takes `delay` seconds."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay, self.layer = delay, torch.nn.Linear(4, 2)
+
+    def training_step(self, batch, batch_idx):
+        time.sleep(self.delay)
+        return self.layer(batch[0]).sum()
+
+    def validation_step(self, batch, batch_idx):
+        time.sleep(self.delay)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _Batches(pl.LightningDataModule):
+    """20 training and 10 validation batches of random numbers: no time spent loading."""
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(torch.randn(20, 4)), batch_size=1)
+
+    def val_dataloader(self):
+        return DataLoader(TensorDataset(torch.randn(10, 4)), batch_size=1)
+
+
+def test_fit_time_is_measured_on_real_steps():
+    """The estimate follows the step time it measures: steps 50 ms slower make each of the run's 3 epochs of
+    20 + 10 batches 1.5 s slower, whatever a constant would say."""
+    run = replace(CPU, max_epochs=3, limit_batches=1.0)
+    fast = runs.measure_fit_seconds(_Steps(0.0), _Batches(), run)
+    slow = runs.measure_fit_seconds(_Steps(0.05), _Batches(), run)
+    assert slow - fast == pytest.approx(3 * 30 * 0.05, rel=0.3)
+    capped = runs.measure_fit_seconds(_Steps(0.05), _Batches(), replace(run, limit_batches=4))
+    assert capped == pytest.approx(3 * 8 * 0.05, rel=0.4)  # limit_batches caps both loops at 4 batches
+
+
+def test_describe_training_names_the_run_and_its_measured_time(small_dataset):
+    data = runs.build_data(small_dataset, SMOKE)
+    data.setup("fit")
+    text = runs.describe_training(SMOKE, data, cuda=False)
+    assert "notebook_smoke" in text and "2 epochs over 24 training and 12 validation videos" in text
+    assert "timed on a few real steps" in text and float(text.split("about ")[1].split(" min")[0]) >= 0

@@ -34,6 +34,8 @@ from typing import IO
 
 from tqdm import tqdm
 
+from video_processing.progress import watched
+
 logger = logging.getLogger("video_processing")
 
 UCF101_NAME = re.compile(r"v_(?P<label>[A-Za-z0-9]+)_g(?P<group>\d+)_c(?P<clip>\d+)\.avi")
@@ -78,7 +80,9 @@ def download(url: str, destination: Path) -> Path:
     partial = destination.with_name(destination.name + ".part")
     with urllib.request.urlopen(url) as response, open(partial, "wb") as out:
         total = int(response.headers.get("Content-Length", 0)) or None
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name) as bar:
+        with tqdm(
+            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name, disable=not watched()
+        ) as bar:
             while chunk := response.read(CHUNK_BYTES):
                 out.write(chunk)
                 bar.update(len(chunk))

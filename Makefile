@@ -48,7 +48,7 @@ benchmark: $(BIN)/activate
 
 # The README's figures in docs/, drawn by the notebooks' own functions.
 figures: $(BIN)/activate
-	$(BIN)/python -m video_processing.draw_figures --out docs
+	$(BIN)/python -m video_processing.lessons.draw_figures --out docs
 
 # The lessons' web site in site/: README, guides and the notebooks executed at full size (docs/build_site.py);
 # an executed notebook is reused until it or the package changes. .github/workflows/pages.yml publishes it.

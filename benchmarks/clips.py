@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from video_processing.data.video import write_video
 from video_processing.synthetic import CLASSES, render_video
-from video_processing.video import write_video
 
 
 @dataclass(frozen=True)

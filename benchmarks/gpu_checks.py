@@ -21,10 +21,10 @@ import torch
 from clips import KINETICS, write_clip_set
 
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.decoders import decode_planned, torchcodec_problem
+from video_processing.data.decoders import decode_planned, torchcodec_problem
+from video_processing.data.video import decode_uniform_clips, plan_uniform_clips
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import make_dataset
-from video_processing.video import decode_uniform_clips, plan_uniform_clips
 
 SIZES = dict(clip_duration=1.0, num_frames=4, crop_size=48, min_short_side=56, max_short_side=64, batch_size=4)
 

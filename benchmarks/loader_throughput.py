@@ -146,10 +146,10 @@ def tutorial_pipeline(train_dir: Path):
 
 def ours_pipeline(train_dir: Path, decoder: str = "pyav"):
     """RandomClipDataset + train_preset, as KineticsDataModule builds them for `decoder`."""
-    from video_processing.datasets import RandomClipDataset
-    from video_processing.decoders import clip_decoders
-    from video_processing.layouts import load_dataset
-    from video_processing.transforms import train_preset
+    from video_processing.data.datasets import RandomClipDataset
+    from video_processing.data.decoders import clip_decoders
+    from video_processing.data.layouts import load_dataset
+    from video_processing.data.transforms import train_preset
 
     dataset = RandomClipDataset(
         load_dataset(train_dir.parent).train,
@@ -199,7 +199,7 @@ def torchcodec_pipeline(train_dir: Path):
 
 def core_decode_pipeline(train_dir: Path):
     """The core's decoder alone (`decode_random_clip`): what ours costs without its transforms."""
-    from video_processing.video import decode_random_clip
+    from video_processing.data.video import decode_random_clip
 
     paths = sorted(train_dir.rglob("*.mp4"))
     return lambda: decode_random_clip(random.choice(paths), CLIP_DURATION_S, NUM_FRAMES)
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"clips ready in {time.perf_counter() - started:.0f} s: {CLIP_SETS}")
         plan = [(p, s) for s in ("kinetics", "raw") for p in PIPELINES]
         plan += [("core-decode", "kinetics"), ("ours", "prepared")]
-        from video_processing.decoders import torchcodec_problem
+        from video_processing.data.decoders import torchcodec_problem
 
         if problem := torchcodec_problem():
             print(f"torchcodec row left out: {problem}")

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from gpu_checks import nvdec_vs_pyav
 
-from video_processing.decoders import decode_planned, torchcodec_problem
-from video_processing.video import decode_random_clip, plan_random_clip
+from video_processing.data.decoders import decode_planned, torchcodec_problem
+from video_processing.data.video import decode_random_clip, plan_random_clip
 
 CLIP_DURATION_S, NUM_FRAMES = 2.0, 8
 

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.classifiers import Classifier, ClipSettings, classifier_preset
+from video_processing.data.video import decode_uniform_clips, write_video
+from video_processing.inference.classifiers import Classifier, ClipSettings, classifier_preset
 from video_processing.predict import predict_video
 from video_processing.synthetic import render_video
-from video_processing.video import decode_uniform_clips, write_video
 
 FPS, WIDTH, HEIGHT = 25, 320, 240
 CLIP_S, FRAMES, CROP = 2.0, 8, 64

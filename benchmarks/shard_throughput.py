@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
+from video_processing.data.shards import write_shards
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.shards import write_shards
 
 SOURCES = ("files", "shards", "shards-url")
 DATA_ARGS = dict(clip_duration=2.0, num_frames=8, crop_size=224, min_short_side=256, max_short_side=320, num_workers=0)

@@ -40,7 +40,7 @@ import yaml
 from clips import KINETICS, link_dataset, write_clip_set
 
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.decoders import torchcodec_problem
+from video_processing.data.decoders import torchcodec_problem
 from video_processing.kinetics_module import KineticsDataModule
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "kinetics400.yaml"

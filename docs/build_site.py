@@ -30,7 +30,7 @@ from mkdocs.config import load_config
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from video_processing.notebook import smoke_mode
+from video_processing.lessons.notebook import smoke_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "site_build"

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 
-from video_processing.decoders import FFMPEG_PACKAGES
-from video_processing.file_sources import PlannedSource
+from video_processing.data.decoders import FFMPEG_PACKAGES
+from video_processing.data.file_sources import PlannedSource
+from video_processing.data.video import write_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import make_dataset
-from video_processing.video import write_video
 
 # Sizes that keep the tests fast on 2 CPU cores: the small set is 96x72.
 SMALL_DATA_KWARGS = dict(clip_duration=1.0, num_frames=4, crop_size=48, min_short_side=56, max_short_side=64)

@@ -11,7 +11,10 @@ import torch
 import yaml
 from torchvision.models.video import R2Plus1D_18_Weights
 
-from video_processing.backbones import (
+from video_processing.classification import make_kinetics_resnet
+from video_processing.kinetics_module import KineticsDataModule
+from video_processing.lessons.standins import serve_directory
+from video_processing.models.backbones import (
     BACKBONES,
     PretrainedWeightsError,
     build_backbone,
@@ -20,9 +23,6 @@ from video_processing.backbones import (
     load_pretrained_state,
     split_head,
 )
-from video_processing.classification import make_kinetics_resnet
-from video_processing.kinetics_module import KineticsDataModule
-from video_processing.standins import serve_directory
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from video_processing.check_data import FileCheck, check_file, imbalance_ratios, main
-from video_processing.video import open_video, video_info, write_video
+from video_processing.data.video import open_video, video_info, write_video
 
 FPS = 12
 CHECK_ARGS = ["--workers", "2", "--clip-duration", "1.0", "--num-frames", "4"]

@@ -8,11 +8,13 @@ import pytest
 import torch
 from conftest import SMALL_DATA_KWARGS
 
-from video_processing import export, runs, shards
-from video_processing.checkpoints import TRUST_FLAG, UntrustedCheckpointError, load_checkpoint
-from video_processing.classifiers import load_classifier
+from video_processing import export
+from video_processing.data import shards
+from video_processing.inference.checkpoints import TRUST_FLAG, UntrustedCheckpointError, load_checkpoint
+from video_processing.inference.classifiers import load_classifier
+from video_processing.lessons import runs
+from video_processing.lessons.runs import Run
 from video_processing.predict import main as predict
-from video_processing.runs import Run
 
 # The notebooks' builders at the small set's sizes: 2 epochs of 1 batch, logged and checkpointed as a lesson does.
 RUN = Run(

@@ -5,16 +5,16 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from video_processing import clip_plots as vz
-from video_processing.synthetic import render_video
-from video_processing.transforms import eval_preset, train_preset
-from video_processing.video import (
+from video_processing.data.transforms import eval_preset, train_preset
+from video_processing.data.video import (
     constant_clip_windows,
     decode_random_clip,
     subsample_indices,
     uniform_clip_windows,
     write_video,
 )
+from video_processing.lessons import clip_plots as vz
+from video_processing.synthetic import render_video
 
 CLASSES = ["growing", "shrinking", "spinning"]
 

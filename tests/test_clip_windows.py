@@ -3,7 +3,7 @@
 import pytest
 from pytorchvideo.data.clip_sampling import ConstantClipsPerVideoSampler
 
-from video_processing.video import constant_clip_windows
+from video_processing.data.video import constant_clip_windows
 
 
 def _pytorchvideo_windows(duration_s: float, clip_duration_s: float, clips_per_video: int) -> list:

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from video_processing.synthetic import render_video
-from video_processing.video import (
+from video_processing.data.video import (
     decode_random_clip,
     decode_uniform_clips,
     iter_rgb_frames,
@@ -18,6 +17,7 @@ from video_processing.video import (
     subsample_indices,
     write_video,
 )
+from video_processing.synthetic import render_video
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from tests.conftest import SMALL_DATA_KWARGS
-from video_processing.decoders import (
+from video_processing.data.decoders import (
     check_decoder,
     decode_planned,
     torchcodec_random_clip,
     torchcodec_uniform_clips,
 )
+from video_processing.data.video import PlannedClip, VideoError, decode_random_clip, decode_uniform_clips
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.video import PlannedClip, VideoError, decode_random_clip, decode_uniform_clips
 
 # Both decoders convert YUV to RGB with FFmpeg's swscale; allowed: one grey level (measured here: identical).
 TOLERANCE = 1

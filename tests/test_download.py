@@ -11,10 +11,10 @@ import pytorch_lightning as pl
 from tests.conftest import SMALL_DATA_KWARGS
 from video_processing import download
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data.layouts import load_dataset
 from video_processing.download import ChecksumError, ensure_dataset, prepare
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.layouts import load_dataset
-from video_processing.standins import make_ucf101_archive, serve_directory
+from video_processing.lessons.standins import make_ucf101_archive, serve_directory
 
 # 3 classes x groups 1, 8, 9 x 2 clips; groups 1-7 are UCF101's official test groups.
 GROUPS = (1, 8, 9)

@@ -1,6 +1,6 @@
-"""`python -m video_processing.draw_figures` writes the README's figures, small enough to commit."""
+"""`python -m video_processing.lessons.draw_figures` writes the README's figures, small enough to commit."""
 
-from video_processing.draw_figures import main
+from video_processing.lessons.draw_figures import main
 
 
 def test_writes_the_three_figures(tmp_path, capsys):

@@ -13,8 +13,8 @@ from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
 
 from video_processing import export
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.exported import OnnxModel, read_sidecar, sidecar_path
 from video_processing.kinetics_module import KineticsDataModule
+from video_processing.models.exported import OnnxModel, read_sidecar, sidecar_path
 from video_processing.predict import main as predict
 
 

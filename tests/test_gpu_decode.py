@@ -23,15 +23,21 @@ from torch.utils.data import DataLoader
 
 from tests.conftest import SMALL_DATA_KWARGS, break_frames, planned_on_cpu
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.datasets import RandomClipDataset, UniformClipsDataset
-from video_processing.decoders import DecoderUnavailable
-from video_processing.gpu_decode import PlanDecodingDataLoader, PlannedClipDecoder, decode_ahead
-from video_processing.items import collate_clips
+from video_processing.data.datasets import RandomClipDataset, UniformClipsDataset
+from video_processing.data.decoders import DecoderUnavailable
+from video_processing.data.gpu_decode import PlanDecodingDataLoader, PlannedClipDecoder, decode_ahead
+from video_processing.data.items import collate_clips
+from video_processing.data.layouts import load_dataset
+from video_processing.data.planning import PlannedRandomClipDataset, PlannedUniformClipsDataset, TrainClipPlanner
+from video_processing.data.transforms import eval_preset, train_preset
+from video_processing.data.video import (
+    decode_random_clip,
+    decode_uniform_clips,
+    open_video,
+    random_clip_window,
+    video_info,
+)
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.layouts import load_dataset
-from video_processing.planning import PlannedRandomClipDataset, PlannedUniformClipsDataset, TrainClipPlanner
-from video_processing.transforms import eval_preset, train_preset
-from video_processing.video import decode_random_clip, decode_uniform_clips, open_video, random_clip_window, video_info
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = dict(crop_size=48, min_short_side=56, max_short_side=64)

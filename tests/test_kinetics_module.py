@@ -7,10 +7,10 @@ import torch
 
 from tests.conftest import SMALL_DATA_KWARGS, write_clip
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data.transforms import multi_view_preset
+from video_processing.data.video import decode_constant_clips
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import CLASSES
-from video_processing.transforms import multi_view_preset
-from video_processing.video import decode_constant_clips
 
 # Training only, nothing written or printed: what the loader does is what these tests look at.
 QUIET_TRAINING = dict(

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from video_processing.layouts import LayoutError, detect_layout, kinetics_clip_name, load_dataset
+from video_processing.data.layouts import LayoutError, detect_layout, kinetics_clip_name, load_dataset
 from video_processing.synthetic import CLASSES
 
 # Kinetics labels carry spaces, parentheses, apostrophes and commas (quoted in the CSV).

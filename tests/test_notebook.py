@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from video_processing import notebook
-from video_processing.backbones import build_backbone, load_pretrained_state
+from video_processing.data.layouts import load_dataset
 from video_processing.download import ensure_dataset
-from video_processing.layouts import load_dataset
+from video_processing.lessons import notebook
+from video_processing.models.backbones import build_backbone, load_pretrained_state
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,15 +22,15 @@ import torch
 from conftest import fit_one_step_and_save
 from stream_helpers import mpegts_bytes, stalling_server
 
-from video_processing.backbones import BACKBONES, kinetics400_classes
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.classifiers import Classifier, ClipSettings, load_classifier
+from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset
+from video_processing.data.video import decode_uniform_clips, write_video
+from video_processing.inference.classifiers import Classifier, ClipSettings, load_classifier
 from video_processing.kinetics_module import KineticsDataModule
+from video_processing.lessons.standins import serve_directory, write_avi, write_standin_weights
+from video_processing.models.backbones import BACKBONES, kinetics400_classes
 from video_processing.predict import SegmentWriter, main, predict_segments, predict_video
-from video_processing.standins import serve_directory, write_avi, write_standin_weights
 from video_processing.synthetic import render_video
-from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset
-from video_processing.video import decode_uniform_clips, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["alpha", "beta", "gamma"]

@@ -11,9 +11,9 @@ import av
 import numpy as np
 import pytest
 
-from video_processing.layouts import load_dataset
+from video_processing.data.layouts import load_dataset
+from video_processing.data.video import write_video
 from video_processing.prepare import FAILURES_CSV, main, prepare_dataset, scaled_size
-from video_processing.video import write_video
 
 FPS = 10
 SRC_SIZE = (160, 120)  # width, height

@@ -5,7 +5,7 @@ import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
 from torch.utils.data import DataLoader, TensorDataset
 
-from video_processing.progress import EpochLines, progress_bar, watched
+from video_processing.lessons.progress import EpochLines, progress_bar, watched
 
 
 class _Tiny(pl.LightningModule):

@@ -22,13 +22,13 @@ from torch.utils.data import DataLoader, get_worker_info
 from video_processing.__main__ import VideoClassificationCLI
 from video_processing.check_data import check_file
 from video_processing.classification import VideoClassificationLightningModule, make_kinetics_resnet
-from video_processing.datasets import RandomClipDataset
-from video_processing.items import collate_clips
+from video_processing.data.datasets import RandomClipDataset
+from video_processing.data.items import collate_clips
+from video_processing.data.layouts import LayoutError
+from video_processing.data.loaders import LoaderError
+from video_processing.data.samplers import BalancedDistributedSampler
+from video_processing.data.video import write_video
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.layouts import LayoutError
-from video_processing.loaders import LoaderError
-from video_processing.samplers import BalancedDistributedSampler
-from video_processing.video import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("bright", "dark", "mid")

@@ -6,10 +6,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from video_processing import result_plots as vz
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.segments import WindowLabel
-from video_processing.transforms import eval_preset
+from video_processing.data.transforms import eval_preset
+from video_processing.inference.segments import WindowLabel
+from video_processing.lessons import result_plots as vz
 
 CLASSES = ["growing", "shrinking", "spinning"]
 

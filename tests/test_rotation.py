@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from video_processing import video
-from video_processing.decoders import decode_planned, torchcodec_uniform_clips
-from video_processing.planning import TrainClipPlanner
-from video_processing.synthetic import CLASSES, render_video
-from video_processing.video import (
+from video_processing.data import video
+from video_processing.data.decoders import decode_planned, torchcodec_uniform_clips
+from video_processing.data.planning import TrainClipPlanner
+from video_processing.data.video import (
     decode_uniform_clips,
     iter_rgb_frames,
     open_video,
     plan_random_clip,
     plan_uniform_clips,
 )
+from video_processing.synthetic import CLASSES, render_video
 
 WIDTH, HEIGHT, FPS = 64, 48, 15  # as stored; a quarter turn displays 48 wide, 64 high
 

@@ -13,11 +13,11 @@ from pytorch_lightning.callbacks import BackboneFinetuning
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
-from video_processing import runs
-from video_processing.backbones import get_backbone
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.runs import CPU, KINETICS, SMOKE, UCF101, Run
+from video_processing.lessons import runs
+from video_processing.lessons.runs import CPU, KINETICS, SMOKE, UCF101, Run
+from video_processing.models.backbones import get_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 

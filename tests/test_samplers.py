@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from video_processing.samplers import BalancedDistributedSampler
+from video_processing.data.samplers import BalancedDistributedSampler
 
 # 14 videos: class 0 has 1, class 1 has 10, class 2 has 3.
 LABELS = [1, 1, 0, 1, 2, 1, 1, 2, 1, 1, 1, 2, 1, 1]

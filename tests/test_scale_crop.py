@@ -8,7 +8,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from video_processing.transforms import RandomShortSideScaleCrop, train_preset
+from video_processing.data.transforms import RandomShortSideScaleCrop, train_preset
 
 
 def smooth_clip(t: int, height: int, width: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from video_processing.segments import Segment, SegmentMerger, WindowLabel, label_windows, merge_segments
+from video_processing.inference.segments import Segment, SegmentMerger, WindowLabel, label_windows, merge_segments
 
 CLASSES = ["a", "b"]
 

@@ -22,10 +22,10 @@ from tests.conftest import SMALL_DATA_KWARGS, write_clip
 from tests.test_reliability import DATA_ARGS as TINY_DATA_ARGS
 from tests.test_reliability import MODEL_ARGS as TINY_MODEL_ARGS
 from tests.test_reliability import write_tiny_dataset
-from video_processing import shards
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data import shards
+from video_processing.data.loaders import LoaderError
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.loaders import LoaderError
 from video_processing.prepare import FAILURES_CSV, main
 from video_processing.synthetic import CLASSES
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from video_processing import backbones
-from video_processing.backbones import build_backbone
+from video_processing.data.video import open_video, video_info
 from video_processing.download import UCF101_NAME
-from video_processing.standins import (
+from video_processing.lessons.standins import (
     make_ucf101_archive,
     serve_directory,
     write_standin_weights,
 )
-from video_processing.video import open_video, video_info
+from video_processing.models import backbones
+from video_processing.models.backbones import build_backbone
 
 
 def test_the_archive_is_laid_out_like_the_ucf101_subset(tmp_path):

@@ -2,8 +2,8 @@ import av
 import numpy as np
 import pytest
 
+from video_processing.data.video import open_video, video_info
 from video_processing.synthetic import CLASSES, VERSION, _trajectory, make_dataset, render_video
-from video_processing.video import open_video, video_info
 
 
 def test_small_dataset_layout_and_videos(small_dataset):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from video_processing.transforms import (
+from video_processing.data.transforms import (
     KINETICS_MEAN,
     KINETICS_STD,
     SpatialCrops,

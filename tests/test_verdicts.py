@@ -2,7 +2,7 @@
 
 import pytest
 
-from video_processing.verdicts import above_chance, better_than, binomial_tail, chance_accuracy_bound
+from video_processing.lessons.verdicts import above_chance, better_than, binomial_tail, chance_accuracy_bound
 
 
 def test_chance_bound_is_the_exact_binomial_tail():

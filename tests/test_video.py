@@ -8,9 +8,7 @@ import torch
 from stream_helpers import mpegts_bytes
 
 from tests.conftest import write_clip
-from video_processing.standins import serve_directory
-from video_processing.streams import open_stream, sliding_windows, stream_clips
-from video_processing.video import (
+from video_processing.data.video import (
     VideoError,
     _decode_file,
     constant_clip_windows,
@@ -24,6 +22,8 @@ from video_processing.video import (
     uniform_clip_windows,
     video_info,
 )
+from video_processing.inference.streams import open_stream, sliding_windows, stream_clips
+from video_processing.lessons.standins import serve_directory
 
 
 def test_video_info(tmp_path):

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from video_processing.layouts import Dataset, LayoutError, check_splits, load_dataset
-from video_processing.video import VideoError, decode_last_clip, open_video, video_info
+from video_processing.data.layouts import Dataset, LayoutError, check_splits, load_dataset
+from video_processing.data.video import VideoError, decode_last_clip, open_video, video_info
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 import video_processing.quiet  # noqa: F401  (silences two known library messages; see quiet.py)
-from video_processing.backbones import KINETICS_CLASSES, build_backbone, get_backbone, split_head
+from video_processing.models.backbones import KINETICS_CLASSES, build_backbone, get_backbone, split_head
 
 
 def make_kinetics_resnet(

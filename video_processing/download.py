@@ -34,7 +34,7 @@ from typing import IO
 
 from tqdm import tqdm
 
-from video_processing.progress import watched
+from video_processing.lessons.progress import watched
 
 logger = logging.getLogger("video_processing")
 

@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from video_processing.checkpoints import TRUST_FLAG, TRUST_HELP
-from video_processing.classifiers import Classifier, classifier_preset, load_classifier
-from video_processing.exported import INSTALL_EXPORT, OnnxModel, Sidecar, import_onnxruntime, write_sidecar
+from video_processing.data.video import VideoError, decode_uniform_clips, write_video
+from video_processing.inference.checkpoints import TRUST_FLAG, TRUST_HELP
+from video_processing.inference.classifiers import Classifier, classifier_preset, load_classifier
+from video_processing.models.exported import INSTALL_EXPORT, OnnxModel, Sidecar, import_onnxruntime, write_sidecar
 from video_processing.synthetic import render_video
-from video_processing.video import VideoError, decode_uniform_clips, write_video
 
 FORMATS = ("onnx", "torchscript")
 # Clips of the parity check: at most this many of the video, so a long video checks in seconds.

@@ -9,14 +9,14 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from video_processing import shards
-from video_processing.decoders import check_decoder
-from video_processing.file_sources import FileSource, PlannedSource
-from video_processing.items import with_video
-from video_processing.layouts import Dataset as Layout
-from video_processing.shard_source import ShardSource
-from video_processing.source import ClipSettings, Source
-from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, normalize_clips
+from video_processing.data import shards
+from video_processing.data.decoders import check_decoder
+from video_processing.data.file_sources import FileSource, PlannedSource
+from video_processing.data.items import with_video
+from video_processing.data.layouts import Dataset as Layout
+from video_processing.data.shard_source import ShardSource
+from video_processing.data.source import ClipSettings, Source
+from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, normalize_clips
 
 DEFAULT_DATA_PATH = "data/kinetics"
 

@@ -37,19 +37,19 @@ from pathlib import Path
 
 import torch
 
-from video_processing.backbones import BACKBONES
-from video_processing.checkpoints import TRUST_FLAG, TRUST_HELP
-from video_processing.classifiers import (
+from video_processing.data.handover import Handover
+from video_processing.data.video import VideoError, open_video
+from video_processing.inference.checkpoints import TRUST_FLAG, TRUST_HELP
+from video_processing.inference.classifiers import (
     Classifier,
     classifier_preset,
     load_classifier,
     load_exported,
     pretrained_classifier,
 )
-from video_processing.handover import Handover
-from video_processing.segments import Segment, SegmentMerger, WindowLabel, label_windows
-from video_processing.streams import StreamClip, open_stream, stream_clips
-from video_processing.video import VideoError, open_video
+from video_processing.inference.segments import Segment, SegmentMerger, WindowLabel, label_windows
+from video_processing.inference.streams import StreamClip, open_stream, stream_clips
+from video_processing.models.backbones import BACKBONES
 
 # How long a URL or a camera may send nothing (to open, then between reads) before the command gives up on it.
 DEFAULT_TIMEOUT_S = 10.0

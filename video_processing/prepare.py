@@ -36,9 +36,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from video_processing import shards
-from video_processing.layouts import SPLITS, Dataset, load_dataset
-from video_processing.video import VideoError, iter_rgb_frames, open_video, video_info, write_video
+from video_processing.data import shards
+from video_processing.data.layouts import SPLITS, Dataset, load_dataset
+from video_processing.data.video import VideoError, iter_rgb_frames, open_video, video_info, write_video
 
 FAILURES_CSV = "prepare_failures.csv"
 

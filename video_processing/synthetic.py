@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from video_processing.progress import watched
-from video_processing.video import write_video
+from video_processing.data.video import write_video
+from video_processing.lessons.progress import watched
 
 # Bumped whenever the rendering changes: `make_dataset` rewrites a dataset written by another version.
 VERSION = 2

@@ -17,8 +17,8 @@ from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 from torchvision.transforms import v2
 
-from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, ToCTHW, denormalize
-from video_processing.video import (
+from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, ToCTHW, denormalize
+from video_processing.data.video import (
     constant_clip_windows,
     decode_random_clip,
     plan_random_clip,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from video_processing.datasets import RandomClipItems, WholeVideoItems
-from video_processing.layouts import VideoRecord
-from video_processing.transforms import RandomShortSideScaleCrop
-from video_processing.video import PlannedClip, plan_random_clip, plan_uniform_clips
+from video_processing.data.datasets import RandomClipItems, WholeVideoItems
+from video_processing.data.layouts import VideoRecord
+from video_processing.data.transforms import RandomShortSideScaleCrop
+from video_processing.data.video import PlannedClip, plan_random_clip, plan_uniform_clips
 
 
 class TrainClipPlanner:

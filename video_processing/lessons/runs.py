@@ -27,10 +27,10 @@ import torch
 from pytorch_lightning.callbacks import BackboneFinetuning, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-from video_processing.backbones import get_backbone
-from video_processing.checkpoints import load_module
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.inference.checkpoints import load_module
 from video_processing.kinetics_module import KineticsDataModule
+from video_processing.models.backbones import get_backbone
 
 
 @dataclass(frozen=True)

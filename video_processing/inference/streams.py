@@ -18,7 +18,7 @@ import av
 import torch
 from av.video.reformatter import VideoReformatter
 
-from video_processing.video import VideoError, frames_to_rgb, open_video, start_time_s, subsample_indices
+from video_processing.data.video import VideoError, frames_to_rgb, open_video, start_time_s, subsample_indices
 
 logger = logging.getLogger("video_processing")
 Item = TypeVar("Item")

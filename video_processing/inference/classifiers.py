@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from video_processing.backbones import KINETICS_CLASSES, Backbone, get_backbone, kinetics400_classes
-from video_processing.checkpoints import load_module
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.exported import OnnxModel, read_sidecar
+from video_processing.data.transforms import eval_preset
+from video_processing.inference.checkpoints import load_module
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.transforms import eval_preset
+from video_processing.models.backbones import KINETICS_CLASSES, Backbone, get_backbone, kinetics400_classes
+from video_processing.models.exported import OnnxModel, read_sidecar
 
 
 @dataclass(frozen=True)

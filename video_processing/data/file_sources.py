@@ -11,17 +11,17 @@ import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from video_processing.datasets import MultiViewClipsDataset, RandomClipDataset, UniformClipsDataset
-from video_processing.decoders import clip_decoders
-from video_processing.gpu_decode import PlanDecodingDataLoader, PlannedClipDecoder
-from video_processing.items import collate_clips
-from video_processing.layouts import Dataset as Layout
-from video_processing.layouts import LayoutError, check_splits, load_dataset
-from video_processing.loaders import HintingDataLoader
-from video_processing.planning import PlannedRandomClipDataset, PlannedUniformClipsDataset, TrainClipPlanner
-from video_processing.samplers import BalancedDistributedSampler
-from video_processing.source import ClipSettings, Source
-from video_processing.video import VideoError, VideoInfo, open_video, video_info
+from video_processing.data.datasets import MultiViewClipsDataset, RandomClipDataset, UniformClipsDataset
+from video_processing.data.decoders import clip_decoders
+from video_processing.data.gpu_decode import PlanDecodingDataLoader, PlannedClipDecoder
+from video_processing.data.items import collate_clips
+from video_processing.data.layouts import Dataset as Layout
+from video_processing.data.layouts import LayoutError, check_splits, load_dataset
+from video_processing.data.loaders import HintingDataLoader
+from video_processing.data.planning import PlannedRandomClipDataset, PlannedUniformClipsDataset, TrainClipPlanner
+from video_processing.data.samplers import BalancedDistributedSampler
+from video_processing.data.source import ClipSettings, Source
+from video_processing.data.video import VideoError, VideoInfo, open_video, video_info
 
 # Headers read in setup to check that clips fit the videos: enough to catch a wrong unit, quick on Kinetics.
 HEADER_SAMPLE_SIZE = 32

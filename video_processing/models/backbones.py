@@ -236,5 +236,5 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
 @cache
 def kinetics400_classes() -> list[str]:
     """The 400 Kinetics class names in the class-index order of the pretrained weights (alphabetical)."""
-    text = resources.files("video_processing").joinpath("kinetics400_classes.txt").read_text()
+    text = resources.files("video_processing.models").joinpath("kinetics400_classes.txt").read_text()
     return text.splitlines()

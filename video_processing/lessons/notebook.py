@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 from pytorch_lightning.callbacks import ProgressBar
 
+from video_processing.data.layouts import VideoRecord
 from video_processing.download import ensure_dataset
-from video_processing.layouts import VideoRecord
-from video_processing.progress import progress_bar
-from video_processing.runs import Run, finetune_runs, lesson_run
-from video_processing.standins import make_ucf101_archive, serve_directory, write_standin_weights
+from video_processing.lessons.progress import progress_bar
+from video_processing.lessons.runs import Run, finetune_runs, lesson_run
+from video_processing.lessons.standins import make_ucf101_archive, serve_directory, write_standin_weights
 from video_processing.synthetic import make_dataset
 
 SMOKE_ENV = "VIDEO_PROCESSING_SMOKE"

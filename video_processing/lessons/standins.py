@@ -27,7 +27,7 @@ import av
 import numpy as np
 import torch
 
-from video_processing import backbones
+from video_processing.models import backbones
 from video_processing.synthetic import CLASSES, render_video
 
 # The real archive: UCF101_subset/{train,val,test}/<Class>/v_<Class>_g<group>_c<clip>.avi, uncompressed despite

@@ -8,9 +8,9 @@ from functools import cached_property
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from video_processing import shards
-from video_processing.source import ClipSettings, Source
-from video_processing.video import VideoInfo
+from video_processing.data import shards
+from video_processing.data.source import ClipSettings, Source
+from video_processing.data.video import VideoInfo
 
 
 class ShardSource(Source):

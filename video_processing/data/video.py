@@ -30,7 +30,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 
 if TYPE_CHECKING:
-    from video_processing.transforms import CropBox
+    from video_processing.data.transforms import CropBox
 
 logger = logging.getLogger("video_processing")
 

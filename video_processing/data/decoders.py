@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from video_processing.video import (
+from video_processing.data.video import (
     PlannedClip,
     VideoError,
     decode_random_clip,

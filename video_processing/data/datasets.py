@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from video_processing.items import Clips, empty_item, make_item, no_clips
-from video_processing.layouts import VideoRecord
-from video_processing.video import VideoError, decode_constant_clips, decode_random_clip, decode_uniform_clips
+from video_processing.data.items import Clips, empty_item, make_item, no_clips
+from video_processing.data.layouts import VideoRecord
+from video_processing.data.video import VideoError, decode_constant_clips, decode_random_clip, decode_uniform_clips
 
 # How many following videos a training item tries when its own cannot be read, before giving up.
 MAX_SUBSTITUTES = 16

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader, Dataset
 
-from video_processing.datasets import Transform
-from video_processing.transforms import eval_preset, multi_view_preset, train_preset
-from video_processing.video import VideoInfo
+from video_processing.data.datasets import Transform
+from video_processing.data.transforms import eval_preset, multi_view_preset, train_preset
+from video_processing.data.video import VideoInfo
 
 # The datasets a Trainer stage uses, built in `setup` (others are built when first asked for).
 STAGE_SETS = {"fit": ("train_set", "val_set"), "validate": ("val_set",), "test": ("test_set",), "predict": ("val_set",)}

@@ -16,10 +16,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from video_processing.clip_plots import Stats, as_images
-from video_processing.segments import WindowLabel
-from video_processing.transforms import KINETICS_MEAN, KINETICS_STD, denormalize
-from video_processing.video import subsample_indices
+from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, denormalize
+from video_processing.data.video import subsample_indices
+from video_processing.inference.segments import WindowLabel
+from video_processing.lessons.clip_plots import Stats, as_images
 
 
 def read_epoch_metrics(metrics_csv: str | Path) -> dict[str, dict[int, float]]:

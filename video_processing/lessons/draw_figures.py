@@ -1,4 +1,4 @@
-"""Regenerate the README's figures from one self-made video: `python -m video_processing.draw_figures --out docs`.
+"""Regenerate the README's figures: `python -m video_processing.lessons.draw_figures --out docs`.
 
 Writes clip_timeline.png (01_clip_sampling), clip_frames.png (01_clip_sampling) and train_transform_steps.png
 (02_transforms), drawn by the same functions the notebooks call, at the Kinetics preset sizes.
@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from video_processing.clip_plots import (
+from video_processing.data.transforms import train_preset
+from video_processing.data.video import open_video, video_info, write_video
+from video_processing.lessons.clip_plots import (
     plot_clip_timeline,
     plot_frame_grid,
     plot_transform_steps,
@@ -22,8 +24,6 @@ from video_processing.clip_plots import (
     sampler_windows,
 )
 from video_processing.synthetic import render_video
-from video_processing.transforms import train_preset
-from video_processing.video import open_video, video_info, write_video
 
 CLIP_DURATIONS_S = (1.0, 2.0)
 NUM_FRAMES = 8

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from video_processing.datasets import video_name
-from video_processing.items import collate_clips, empty_item, make_item, no_clips
-from video_processing.layouts import SPLITS, VideoRecord, check_splits, load_dataset
-from video_processing.loaders import Hinting
-from video_processing.video import (
+from video_processing.data.datasets import video_name
+from video_processing.data.items import collate_clips, empty_item, make_item, no_clips
+from video_processing.data.layouts import SPLITS, VideoRecord, check_splits, load_dataset
+from video_processing.data.loaders import Hinting
+from video_processing.data.video import (
     EncodedVideo,
     VideoError,
     VideoInfo,

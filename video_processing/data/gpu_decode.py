@@ -25,11 +25,11 @@ from contextlib import closing
 import torch
 from torchvision.transforms.v2 import functional as F
 
-from video_processing.decoders import decode_planned
-from video_processing.items import decoded_clips
-from video_processing.loaders import HintingDataLoader, warn_skipped
-from video_processing.transforms import AsVideo, ToCTHW, eval_preset, resized_crop
-from video_processing.video import PlannedClip, VideoError
+from video_processing.data.decoders import decode_planned
+from video_processing.data.items import decoded_clips
+from video_processing.data.loaders import HintingDataLoader, warn_skipped
+from video_processing.data.transforms import AsVideo, ToCTHW, eval_preset, resized_crop
+from video_processing.data.video import PlannedClip, VideoError
 
 
 class PlannedClipDecoder:

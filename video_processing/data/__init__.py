@@ -1,0 +1,4 @@
+"""The data side: finding videos, decoding clips, transforms, datasets, loaders, sources and shards.
+
+Nothing here imports the model side.
+"""

@@ -1,0 +1,1 @@
+"""What the notebooks use besides the core: the setup call, run presets, figures and offline stand-ins."""

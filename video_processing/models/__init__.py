@@ -1,0 +1,1 @@
+"""The model side's parts: the backbone registry and exported-model formats."""

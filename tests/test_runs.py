@@ -14,8 +14,10 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data.transforms import eval_preset
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons import runs
+from video_processing.lessons.clip_plots import run_steps
 from video_processing.lessons.runs import CPU, KINETICS, SMOKE, UCF101, Run
 from video_processing.models.backbones import get_backbone
 
@@ -32,6 +34,17 @@ def test_lesson_run_follows_smoke_device_and_data():
     # a few hundred clips do not get the Kinetics-sized network
     assert UCF101.crop_size < KINETICS.crop_size and UCF101.stem_dim_out < KINETICS.stem_dim_out
     assert SMOKE.max_epochs <= 2 and isinstance(SMOKE.limit_batches, int)
+
+
+@pytest.mark.parametrize("run", [SMOKE, CPU, UCF101, KINETICS, *runs.finetune_runs("x3d_xs", smoke=True)])
+def test_validation_centre_crop_crops_even_a_square_frame(run):
+    """Lesson 02 shows CenterCrop at the run's sizes: the short side is scaled above the crop, so it crops."""
+    steps = run_steps(
+        eval_preset(crop_size=run.crop_size, short_side=run.min_short_side),
+        torch.zeros(2, 3, 112, 112, dtype=torch.uint8),
+    )
+    resized, cropped = (next(r.output for r in steps if r.name == name) for name in ("Resize", "CenterCrop"))
+    assert cropped.shape[-1] == run.crop_size < resized.shape[-1]
 
 
 def test_cpu_size_is_make_demo_size():

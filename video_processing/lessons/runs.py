@@ -65,8 +65,10 @@ class Run:
 
 
 # A thin ResNet-50 (stem_dim_out 8) on 64 px crops: trains on a CPU. CPU has configs/synthetic.yaml's sizes
-# (what `make demo` trains; tests/test_runs.py checks that they agree).
-_THIN = dict(clip_duration=1.5, num_frames=8, crop_size=64, min_short_side=64, max_short_side=80, stem_dim_out=8)
+# (what `make demo` trains; tests/test_runs.py checks that they agree). Validation scales the short side to 72 px
+# before its 64 px centre crop (torchvision's reference: 128 before 112), so the crop crops the square self-made
+# frames too, as lesson 02 shows.
+_THIN = dict(clip_duration=1.5, num_frames=8, crop_size=64, min_short_side=72, max_short_side=88, stem_dim_out=8)
 SMOKE = Run("notebook_smoke", **_THIN, batch_size=8, num_workers=0, max_epochs=2, lr=3e-3, limit_batches=4)
 CPU = Run("notebook_cpu", **_THIN, batch_size=8, num_workers=2, max_epochs=30, lr=5e-3)
 # A few hundred real clips (the UCF101 subset) from scratch: a half-width ResNet-50 on 112 px crops of 8 frames,
@@ -281,24 +283,24 @@ def measure_fit_seconds(model: pl.LightningModule, data: pl.LightningDataModule,
     validates `steps` batches under a Trainer like the run's. Each epoch pays its first batch (loader start-up
     included) and then the measured steady pace per batch, training and validation alike."""
     clock = _StepClock()
-    trial = pl.Trainer(
-        accelerator="auto",
-        devices=1,
-        precision=precision_for_device(),
-        max_epochs=1,
-        limit_train_batches=steps,
-        limit_val_batches=steps,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[clock],
-    )
     lightning_log = logging.getLogger("pytorch_lightning")
     level = lightning_log.level
     lightning_log.setLevel(logging.WARNING)  # the trial's "GPU available" lines would repeat the real run's
     try:
+        trial = pl.Trainer(
+            accelerator="auto",
+            devices=1,
+            precision=precision_for_device(),
+            max_epochs=1,
+            limit_train_batches=steps,
+            limit_val_batches=steps,
+            num_sanity_val_steps=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[clock],
+        )
         trial.fit(copy.deepcopy(model), data)
     finally:
         lightning_log.setLevel(level)

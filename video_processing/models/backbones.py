@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torchvision.models import video as tv_video
 
+from video_processing.lessons.progress import watched
+
 with warnings.catch_warnings():
     # PyTorchVideo's models import fvcore, which scripts a loss with torch.jit.script at import time: a
     # FutureWarning (torch.jit is deprecated) about code this package never runs, printed before any output.
@@ -168,7 +170,7 @@ def load_pretrained_state(name: str, weights_url: str | None = None) -> dict[str
     try:
         # check_hash verifies torchvision's files, whose names carry their sha256 prefix.
         checkpoint = torch.hub.load_state_dict_from_url(
-            url, map_location="cpu", progress=True, check_hash=True, weights_only=True
+            url, map_location="cpu", progress=watched(), check_hash=True, weights_only=True
         )
     except (URLError, OSError) as e:
         raise PretrainedWeightsError(

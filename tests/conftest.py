@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytorch_lightning as pl
+import torch
 
 from video_processing.data.decoders import FFMPEG_PACKAGES
 from video_processing.data.file_sources import PlannedSource
@@ -99,3 +100,18 @@ def break_frames(path: Path) -> Path:
     data[at + 8 : at + size] = bytes(size - 8)
     path.write_bytes(bytes(data))
     return path
+
+
+def random_batches(count: int, num_classes: int, clip_shape: tuple[int, ...] = (3, 4, 32, 32)) -> list[dict]:
+    """`count` batches of 4 random clips with random labels, shaped like the data module's batches."""
+    generator = torch.Generator().manual_seed(0)
+    return [
+        {
+            "video": torch.randn(4, *clip_shape, generator=generator),
+            "label": torch.randint(num_classes, (4,), generator=generator),
+            "video_name": [f"v{i}" for i in range(4)],
+            "video_index": torch.arange(4),
+            "skipped": [],
+        }
+        for _ in range(count)
+    ]

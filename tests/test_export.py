@@ -14,7 +14,8 @@ from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
 from video_processing import export
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.models.exported import OnnxModel, read_sidecar, sidecar_path
+from video_processing.models.backbones import build_backbone
+from video_processing.models.exported import OnnxModel, Sidecar, read_sidecar, sidecar_path
 from video_processing.predict import main as predict
 
 
@@ -98,3 +99,17 @@ def test_without_onnxruntime_the_error_names_the_extra(onnx_file, checkpoint, sm
     assert "video-classification[export]" in capsys.readouterr().err
     assert export.main([str(checkpoint), "--format", "onnx", "--out", str(onnx_file.parent / "again.onnx")]) == 2
     assert "video-classification[export]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, num_frames, crop_size", [("slowfast_r50", 8, 32), ("videomae_base", 2, 32)])
+def test_one_tensor_backbones_export_to_onnx_within_the_tolerance(name, num_frames, crop_size, tmp_path):
+    """SlowFast samples its slow pathway and VideoMAE permutes its input inside the model: the exported file
+    takes the one (batch, 3, T, H, W) clip tensor, any batch, and gives the module's logits."""
+    torch.manual_seed(0)
+    options = {"num_hidden_layers": 1} if name == "videomae_base" else {}
+    model = build_backbone(name, 3, num_frames=num_frames, crop_size=crop_size, **options).eval()
+    out = tmp_path / f"{name}.onnx"
+    export.export_model(model, "onnx", out, torch.randn(2, 3, num_frames, crop_size, crop_size))
+    sidecar = Sidecar("onnx", ["a", "b", "c"], 1.0, num_frames, crop_size, crop_size, [0.45] * 3, [0.225] * 3)
+    parity = export.check_parity(model, OnnxModel(out, sidecar), torch.randn(3, 3, num_frames, crop_size, crop_size))
+    assert parity.num_clips == 3 and parity.max_abs_diff <= 1e-3 and parity.top1_agreement == 1.0

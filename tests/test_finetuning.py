@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import random_batches
 from pytorch_lightning.callbacks import BackboneFinetuning, Callback
 
 from video_processing.__main__ import main
@@ -15,22 +16,8 @@ from video_processing.classification import VideoClassificationLightningModule
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("finetune_*.yaml"))
 
 
-def _batches(count: int, num_classes: int) -> list[dict]:
-    generator = torch.Generator().manual_seed(0)
-    return [
-        {
-            "video": torch.randn(4, 3, 4, 32, 32, generator=generator),
-            "label": torch.randint(num_classes, (4,), generator=generator),
-            "video_name": [f"v{i}" for i in range(4)],
-            "video_index": torch.arange(4),
-            "skipped": [],
-        }
-        for _ in range(count)
-    ]
-
-
 class _Snapshots(Callback):
-    """A backbone conv weight and the head weight after every training epoch."""
+    """The backbone's first weight and the head's weight after every training epoch."""
 
     def __init__(self):
         self.backbone: list[torch.Tensor] = []
@@ -43,12 +30,22 @@ class _Snapshots(Callback):
         self._record(pl_module)
 
     def _record(self, pl_module):
-        self.backbone.append(pl_module.backbone.blocks[0].conv.conv_t.weight.detach().clone())
+        self.backbone.append(next(pl_module.backbone.parameters()).detach().clone())  # the stem's first weight
         self.head.append(pl_module.head.weight.detach().clone())
 
 
-def test_backbone_finetuning_trains_the_head_alone_then_everything():
-    module = VideoClassificationLightningModule(num_classes=3, backbone="x3d_xs", num_frames=4, crop_size=32)
+@pytest.mark.parametrize(
+    "name, num_frames, crop_size",
+    [("x3d_xs", 4, 32), ("slowfast_r50", 8, 32), ("swin3d_t", 4, 32), ("videomae_base", 2, 32)],
+    ids=["x3d_xs", "slowfast_r50", "swin3d_t", "videomae_base"],
+)
+def test_backbone_finetuning_trains_the_head_alone_then_everything(name, num_frames, crop_size):
+    """Through the head each registry entry names: a 3D CNN, SlowFast, a Swin and a ViT."""
+    torch.manual_seed(0)
+    module = VideoClassificationLightningModule(
+        num_classes=3, backbone=name, num_frames=num_frames, crop_size=crop_size, lr=0.01
+    )
+    batches = random_batches(1, 3, (3, num_frames, crop_size, crop_size))
     snapshots = _Snapshots()
     trainer = pl.Trainer(
         max_epochs=2,
@@ -59,7 +56,7 @@ def test_backbone_finetuning_trains_the_head_alone_then_everything():
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(_batches(1, 3), batch_size=None))
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     first, after_frozen, after_unfrozen = snapshots.backbone
     assert torch.equal(first, after_frozen), "the backbone moved while frozen"
     assert not torch.equal(after_frozen, after_unfrozen), "the backbone did not train once unfrozen"

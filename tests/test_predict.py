@@ -26,10 +26,11 @@ from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset
 from video_processing.data.video import decode_uniform_clips, write_video
 from video_processing.inference.classifiers import Classifier, ClipSettings, load_classifier
+from video_processing.inference.predictions import SegmentWriter, predict_segments, predict_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons.standins import serve_directory, write_avi, write_standin_weights
 from video_processing.models.backbones import BACKBONES, kinetics400_classes
-from video_processing.predict import SegmentWriter, main, predict_segments, predict_video
+from video_processing.predict import main
 from video_processing.synthetic import render_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -361,3 +362,19 @@ def test_realtime_drops_the_windows_a_slow_model_has_no_time_for_and_says_how_ma
     dropped = int(re.search(r"dropped (\d+) windows", err).group(1))
     assert dropped >= 1 and len(windows) + dropped == 8 and windows[-1][:2] == (7, 8)  # the newest is kept
     assert [w[0] for w in windows] == sorted(w[0] for w in windows) and segments[-1][1] == 8
+
+
+@pytest.mark.parametrize("name", ["slowfast_r50", "videomae_base"])
+def test_the_new_backbone_names_predict_kinetics_classes(name, tmp_path, videos, capsys, monkeypatch):
+    """One clip tensor through SlowFast's two pathways and VideoMAE's permuted input (smaller clips than the
+    entries' for speed: the model and its weights are built for them alike)."""
+    small = dict(num_frames=8, crop_size=64, short_side=64) if name == "slowfast_r50" else {}
+    small = small or dict(num_frames=2, crop_size=32, short_side=32)
+    monkeypatch.setitem(BACKBONES, name, dataclasses.replace(BACKBONES[name], **small))
+    weights = write_standin_weights(name, tmp_path / "served")
+    with serve_directory(tmp_path / "served") as url:
+        monkeypatch.setitem(BACKBONES, name, dataclasses.replace(BACKBONES[name], weights_url=f"{url}/{weights.name}"))
+        assert main([name, str(videos["mp4"]), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert len(record["top"]) == 5
+    assert {entry["class"] for entry in record["top"]} <= set(kinetics400_classes())

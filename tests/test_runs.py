@@ -19,7 +19,7 @@ from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons import runs
 from video_processing.lessons.clip_plots import run_steps
 from video_processing.lessons.runs import CPU, KINETICS, SMOKE, UCF101, Run
-from video_processing.models.backbones import get_backbone
+from video_processing.models.backbones import BACKBONES, get_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,3 +204,15 @@ def test_describe_training_names_the_run_and_its_measured_time(small_dataset):
     text = runs.describe_training(SMOKE, data, cuda=False)
     assert "notebook_smoke" in text and "2 epochs over 24 training and 12 validation videos" in text
     assert "timed on a few real steps" in text and float(text.split("about ")[1].split(" min")[0]) >= 0
+
+
+@pytest.mark.parametrize("smoke", [True, False])
+def test_every_backbone_has_fine_tuning_runs_at_an_input_it_takes(smoke):
+    for name, entry in BACKBONES.items():
+        finetune, scratch = runs.finetune_runs(name, smoke=smoke)
+        assert (finetune.num_frames, finetune.crop_size) == (scratch.num_frames, scratch.crop_size)
+        assert finetune.crop_size >= entry.min_crop_size and finetune.min_short_side >= finetune.crop_size
+        if entry.fixed_input:
+            assert (finetune.num_frames, finetune.crop_size) == (entry.num_frames, entry.crop_size)
+        if not smoke:
+            assert finetune.batch_size == (8 if entry.blocks else 16)

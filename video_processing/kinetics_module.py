@@ -58,6 +58,9 @@ class KineticsDataModule(pl.LightningDataModule):
             each clip scaled to `min_short_side` (3: left, centre, right; 1: centre). 10 x 3 is the protocol
             of PyTorchVideo's model zoo and PySlowFast. A test batch holds all views of `batch_size` videos.
             0 leaves the test out (fit, validate and predict never build the test set).
+        augment: "randaugment" or "trivialaugment": torchvision's RandAugment or TrivialAugmentWide on each
+            training clip after its crop and flip, one draw of operation and magnitude for all the clip's frames,
+            on the uint8 pixels (in the workers, or on the GPU with GPU decoding). None (default): none.
         balanced_sampling: draw training videos so that every class is drawn equally often per epoch
             (`samplers.BalancedDistributedSampler`; under DDP each rank takes a disjoint share of the draws).
 
@@ -89,6 +92,7 @@ class KineticsDataModule(pl.LightningDataModule):
         test_clips: int = 10,
         test_crops: int = 3,
         balanced_sampling: bool = False,
+        augment: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -107,6 +111,7 @@ class KineticsDataModule(pl.LightningDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             loader_timeout_s=loader_timeout_s,
+            augment=augment,
         )
         self.source = open_source(
             data_path,

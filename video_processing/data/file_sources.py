@@ -156,7 +156,7 @@ class PlannedSource(FileSource):
     def __init__(self, data_path: Path, clips: ClipSettings, *, decoder_device: str, **kwargs):
         super().__init__(data_path, clips, **kwargs)
         self.clip_decoder = PlannedClipDecoder(
-            decoder_device, crop_size=clips.crop_size, short_side=clips.min_short_side
+            decoder_device, crop_size=clips.crop_size, short_side=clips.min_short_side, augment=clips.augment
         )
         self.clip_loader = partial(PlanDecodingDataLoader, clip_decoder=self.clip_decoder)
 

@@ -28,7 +28,7 @@ from torchvision.transforms.v2 import functional as F
 from video_processing.data.decoders import decode_planned
 from video_processing.data.items import decoded_clips
 from video_processing.data.loaders import HintingDataLoader, warn_skipped
-from video_processing.data.transforms import AsVideo, ToCTHW, eval_preset, resized_crop
+from video_processing.data.transforms import AsVideo, ToCTHW, clip_augmentation, eval_preset, resized_crop
 from video_processing.data.video import PlannedClip, VideoError
 
 
@@ -40,11 +40,14 @@ class PlannedClipDecoder:
             first with `decoders.check_decoder("torchcodec", device)`. An index-less "cuda" is pinned to one GPU
             (`pin`) before the first batch.
         crop_size, short_side: the presets' sizes; `short_side` is the eval preset's.
+        augment: the training clips' augmentation, as in the train preset (`transforms.clip_augmentation`),
+            applied to the uint8 clip on `device` after the crop and flip.
     """
 
-    def __init__(self, device: str | torch.device, *, crop_size: int, short_side: int):
+    def __init__(self, device: str | torch.device, *, crop_size: int, short_side: int, augment: str | None = None):
         self.device = torch.device(device)
         self.crop_size = crop_size
+        self.augmentation = clip_augmentation(augment)
         self.eval_pixels = eval_preset(crop_size=crop_size, short_side=short_side, uint8=True)
         self.nvdec_checked = False  # torchcodec's CPU fallback is ruled out on the first file decoded
 
@@ -63,7 +66,8 @@ class PlannedClipDecoder:
         if plan.box is None:
             return self.eval_pixels(frames)
         video = resized_crop(AsVideo()(frames), plan.box, self.crop_size)
-        return ToCTHW()(F.horizontal_flip(video) if plan.flip else video)
+        video = F.horizontal_flip(video) if plan.flip else video
+        return ToCTHW()(self.augmentation(video) if self.augmentation else video)
 
     def decode_batch(self, batch: dict) -> dict:
         """The batch with its plans replaced by their decoded clips on `device`; the clips of a video that fails

@@ -43,6 +43,7 @@ class ClipSettings:
     batch_size: int
     num_workers: int
     loader_timeout_s: float
+    augment: str | None = None  # the training clips' RandAugment or TrivialAugmentWide (`transforms.py`)
 
     def train_transform(self) -> Transform:
         return train_preset(
@@ -53,6 +54,7 @@ class ClipSettings:
             mean=self.mean,
             std=self.std,
             uint8=self.uint8,
+            augment=self.augment,
         )
 
     def eval_transform(self) -> Transform:

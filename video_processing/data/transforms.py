@@ -87,6 +87,23 @@ def resized_crop(video: torch.Tensor, box: CropBox, crop_size: int) -> torch.Ten
     return tv_tensors.Video(crop.contiguous())
 
 
+# Per-clip augmentations of the modern recipe, by the name the data module's `augment` takes.
+CLIP_AUGMENTATIONS = {"randaugment": v2.RandAugment, "trivialaugment": v2.TrivialAugmentWide}
+
+
+def clip_augmentation(name: str | None) -> v2.Transform | None:
+    """RandAugment or TrivialAugmentWide for uint8 videos (T, C, H, W), or None for `name` None.
+
+    On a `tv_tensors.Video` a v2 transform draws its operation and magnitude once per call, so every frame of
+    a clip gets the same one: the clip stays one coherent motion.
+    """
+    if name is None:
+        return None
+    if name not in CLIP_AUGMENTATIONS:
+        raise ValueError(f"augment={name!r}: choose one of {sorted(CLIP_AUGMENTATIONS)}, or leave it unset")
+    return CLIP_AUGMENTATIONS[name]()
+
+
 def train_preset(
     *,
     crop_size: int = 224,
@@ -96,17 +113,21 @@ def train_preset(
     mean: tuple[float, float, float] = KINETICS_MEAN,
     std: tuple[float, float, float] = KINETICS_STD,
     uint8: bool = False,
+    augment: str | None = None,
 ) -> v2.Compose:
-    """Random short-side scale and random crop (one step), horizontal flip, then float and normalize.
+    """Random short-side scale and random crop (one step), horizontal flip, the clip's augmentation (`augment`:
+    "randaugment", "trivialaugment", or None), then float and normalize.
 
     uint8=True leaves out float and normalize: the clip stays uint8 (C, T, H, W), a quarter of the bytes, and
     `normalize_clips` finishes it wherever the batch lands (the GPU); the result is the same.
     """
+    augmentation = clip_augmentation(augment)
     return v2.Compose(
         [
             AsVideo(),
             RandomShortSideScaleCrop(crop_size, min_short_side, max_short_side),
             v2.RandomHorizontalFlip(hflip_prob),
+            *([augmentation] if augmentation else []),
             # in place: ToDtype made a new tensor, so no caller's data is overwritten
             *_float_steps(mean, std, uint8=uint8, inplace=True),
             ToCTHW(),

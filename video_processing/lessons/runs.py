@@ -130,17 +130,19 @@ def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tup
         clip_duration=entry.clip_duration_s,
         min_short_side=entry.short_side,
         max_short_side=round(entry.short_side * 1.25),
-        batch_size=16,
+        # the transformers: batches of 8 fit a 16 GB T4 (docs/benchmarks.md) and a lower rate suits them
+        batch_size=8 if entry.blocks else 16,
         max_epochs=8,
-        lr=1e-3,
+        lr=1e-4 if entry.blocks else 1e-3,
         transforms_on_device=True,  # on a GPU; on a CPU the same work moves from the workers to the main process
     )
     if smoke:
         finetune = replace(
             finetune,
-            crop_size=64,
-            min_short_side=72,
-            max_short_side=88,
+            # 64 px where the network takes it; MViT takes its 224 only, S3D 224 or more
+            crop_size=entry.crop_size if entry.fixed_input else max(64, entry.min_crop_size),
+            min_short_side=entry.short_side if entry.fixed_input else max(72, entry.min_crop_size),
+            max_short_side=round(entry.short_side * 1.25) if entry.fixed_input else max(88, entry.min_crop_size),
             clip_duration=min(entry.clip_duration_s, 1.5),
             batch_size=8,
             num_workers=0,

@@ -14,7 +14,7 @@ import argparse
 from collections import defaultdict
 
 from video_processing.inference.classifiers import load_classifier
-from video_processing.inference.gradcam import measure_on_shapes
+from video_processing.lessons.gradcam_plots import measure_on_shapes
 
 
 def main() -> None:

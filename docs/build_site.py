@@ -37,6 +37,10 @@ WORK = ROOT / "site_build"
 CELL_TIMEOUT_S = 3600
 # a markdown link or image target: ](target) or ](target#anchor)
 LINK = re.compile(r"(\]\()([^)\s#]+)([^)\s]*\))")
+# What a page would load from elsewhere at read time: matplotlib's animations link Font Awesome on a CDN (docs/site.css
+# draws their icons instead), and the Colab badge is an image on colab.research.google.com (a text link instead).
+FONT_AWESOME = re.compile(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">\s*')
+COLAB_BADGE = re.compile(r"\[!\[Open In Colab\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]")
 
 
 def lessons(pattern: str = "[0-9][0-9]_*") -> list[Path]:
@@ -147,7 +151,10 @@ def stage(executed: dict[Path, Path], repository: str) -> Path:
         nb = nbformat.read(copy, as_version=4)
         for cell in nb.cells:
             if cell.cell_type == "markdown":
-                cell.source = fix_links(cell.source, notebook, staged, repository)
+                cell.source = COLAB_BADGE.sub("[Open in Colab]", fix_links(cell.source, notebook, staged, repository))
+            for output in cell.get("outputs", []):
+                if "text/html" in output.get("data", {}):
+                    output.data["text/html"] = FONT_AWESOME.sub("", output.data["text/html"])
         nbformat.write(nb, pages / "notebooks" / notebook.name)
     return pages
 

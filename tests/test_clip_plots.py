@@ -86,10 +86,21 @@ def test_animation_has_one_frame_per_clip_frame(clip):
     assert html.count("data:image/png;base64") == 3
 
 
-def test_subsampled_frames_marks_the_kept_indices():
-    fig = vz.plot_subsampled_frames(30, counts=(4, 8))
+def test_subsampled_frames_follow_num_frames():
+    fig = vz.plot_subsampled_frames(30, 6)
     kept = [line for line in fig.axes[0].lines if line.get_label().endswith("frames")]
-    assert [list(line.get_xdata()) for line in kept] == [subsample_indices(30, 4), subsample_indices(30, 8)]
+    assert [list(line.get_xdata()) for line in kept] == [subsample_indices(30, n) for n in (3, 6, 12)]
+    assert [label.get_text() for label in fig.axes[0].get_yticklabels()] == ["keep 3", "keep 6 (NUM_FRAMES)", "keep 12"]
+
+
+def test_forced_flip_column_is_the_mirrored_crop(clip):
+    """Lesson 02 draws the train preset with hflip_prob=1.0: its flip column is the crop column mirrored."""
+    results = vz.run_steps(train_preset(crop_size=32, min_short_side=36, max_short_side=40, hflip_prob=1.0), clip)
+    names = [r.name for r in results]
+    flipped = names.index("RandomHorizontalFlip")
+    assert names[flipped - 1] == "RandomShortSideScaleCrop"
+    np.testing.assert_array_equal(results[flipped].images, results[flipped - 1].images[:, :, ::-1])
+    assert not np.array_equal(results[flipped].images, results[flipped - 1].images)
 
 
 def test_run_steps_keeps_each_output_and_ends_at_the_preset_output(clip):

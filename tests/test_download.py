@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from tests.conftest import SMALL_DATA_KWARGS
 from video_processing import download
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data import downloads
 from video_processing.data.layouts import load_dataset
 from video_processing.download import ChecksumError, ensure_dataset, prepare
 from video_processing.kinetics_module import KineticsDataModule
@@ -32,8 +33,9 @@ def _group(path: Path) -> int:
     return int(download.UCF101_NAME.fullmatch(path.name)["group"])
 
 
-def test_extracts_the_class_folder_layout_split_by_group(served, tmp_path, capsys):
+def test_extracts_the_class_folder_layout_split_by_group(served, tmp_path, capsys, monkeypatch):
     archive, sha256 = served
+    monkeypatch.setattr(downloads, "watched", lambda: True)  # a terminal: the bar is drawn
     with serve_directory(archive.parent) as url:
         code = download.main(
             ["ucf101-subset", "--out", str(tmp_path / "ucf"), "--url", f"{url}/{archive.name}", "--sha256", sha256]
@@ -167,3 +169,12 @@ def test_a_kept_archive_that_is_no_longer_the_expected_one_is_downloaded_again(t
         assert new_sha != old_sha
         ensure_dataset("ucf101-subset", tmp_path / "data", url=f"{url}/UCF101_subset.tar.gz", sha256=new_sha)
     assert (tmp_path / "data" / ".extracted").read_text().strip() == new_sha
+
+
+def test_no_bar_where_no_one_watches(served, tmp_path, capsys, monkeypatch):
+    """Output sent to a file or a notebook executed unattended gets no bar: its redraws would stay as lines."""
+    archive, sha256 = served
+    monkeypatch.setattr(downloads, "watched", lambda: False)
+    with serve_directory(archive.parent) as url:
+        download.ensure_dataset("ucf101-subset", tmp_path / "ucf", url=f"{url}/{archive.name}", sha256=sha256)
+    assert "%|" not in capsys.readouterr().err

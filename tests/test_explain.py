@@ -22,11 +22,10 @@ from video_processing.inference.gradcam import (
     explain_clip,
     last_stage,
     mass_in_boxes,
-    measure_on_shapes,
 )
 from video_processing.inference.predictions import predict_video
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.lessons.gradcam_plots import plot_gradcam_frames
+from video_processing.lessons.gradcam_plots import measure_on_shapes, plot_gradcam_frames
 from video_processing.synthetic import CLASSES, render_video_with_boxes
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from video_processing.data.video import open_video, video_info
+from video_processing.data.layouts import load_dataset
 from video_processing.download import ensure_dataset
 from video_processing.lessons import notebook
 from video_processing.models.backbones import build_backbone, load_pretrained_state
@@ -53,19 +53,14 @@ def test_workspace_is_the_checkout_outside_colab(monkeypatch):
     assert notebook.workspace("MyDrive/video-classification") == ROOT
 
 
-def test_chance_bound_is_a_binomial_tail():
-    # 20 videos of 2 classes: P(>= 15 right by coin flips) = 0.0207, P(>= 16) = 0.0059
-    assert notebook.chance_accuracy_bound(20, 2, alpha=0.01) == 16 / 20
-    assert notebook.chance_accuracy_bound(20, 2, alpha=0.05) == 15 / 20
-    assert notebook.chance_accuracy_bound(1000, 10) < 0.13  # many items: just above 1/10
-    assert notebook.chance_accuracy_bound(3, 2) == 1.0  # too few items to tell
-
-
-def test_quick_lesson_feeds_the_real_download_of_data_and_weights(monkeypatch, tmp_path):
+def test_quick_lesson_feeds_the_real_download_of_data_and_weights(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("VIDEO_PROCESSING_SMOKE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(notebook, "workspace", lambda drive_folder: tmp_path)
     lesson = notebook.start_lesson("05", ucf101=True)
+    printed = capsys.readouterr().out.splitlines()
+    # one line says what stands in for the real archive and weights
+    assert [line for line in printed if "look-alike" in line or "random weights" in line] == [notebook.QUICK_STANDINS]
     assert not lesson.full_size and lesson.run is None and lesson.ucf101_folder.name != "ucf101_subset"
     assert lesson.archive_url.startswith("http://127.0.0.1:")
     data = ensure_dataset("ucf101-subset", lesson.ucf101_folder, url=lesson.archive_url, sha256=lesson.archive_sha256)
@@ -77,10 +72,11 @@ def test_quick_lesson_feeds_the_real_download_of_data_and_weights(monkeypatch, t
     assert finetune.max_epochs == scratch.max_epochs <= 2
 
 
-def test_full_size_lesson_uses_the_real_addresses(monkeypatch, tmp_path):
+def test_full_size_lesson_uses_the_real_addresses(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("VIDEO_PROCESSING_SMOKE", raising=False)
     monkeypatch.setattr(notebook, "workspace", lambda drive_folder: tmp_path)
     lesson = notebook.start_lesson("05", ucf101=True)
+    assert notebook.QUICK_STANDINS not in capsys.readouterr().out
     assert lesson.full_size and lesson.archive_url is None and lesson.weights_url("x3d_xs") is None
     assert lesson.ucf101_folder == tmp_path / "data" / "ucf101_subset"
 
@@ -97,11 +93,12 @@ def test_own_videos_lesson_uses_the_self_made_set_at_quick_size(monkeypatch, tmp
     assert lesson.run == notebook.lesson_run(smoke=bool(smoke), cuda=lesson.cuda, data="synthetic")
 
 
-def test_the_video_to_classify(tmp_path):
+def test_the_video_to_classify_is_a_held_out_video_of_the_learned_classes(small_dataset, tmp_path):
     lesson = notebook.Lesson("05", False, False, False, tmp_path, None, None)
+    held_out = load_dataset(small_dataset)
     with pytest.raises(FileNotFoundError, match="MY_VIDEO"):
-        lesson.video_to_classify(tmp_path / "missing.mp4")
-    made = lesson.video_to_classify(None)  # nothing brought, not on Colab: a self-made two-action video
-    with open_video(made) as container:
-        assert video_info(container).duration_s == pytest.approx(6.0, abs=0.1)
-    assert lesson.video_to_classify(made) == made
+        lesson.video_to_classify(tmp_path / "missing.mp4", held_out.val)
+    default = lesson.video_to_classify(None, held_out.val)  # nothing brought, not on Colab: a validation video
+    assert default == held_out.val[0].path and default.parent.name in held_out.classes
+    assert default not in {record.path for record in held_out.train}
+    assert lesson.video_to_classify(default, held_out.val) == default

@@ -102,3 +102,15 @@ def test_every_lesson_ends_by_checking_its_outcome(notebook):
     check = nb.cells[-2]
     assert check.cell_type == "code" and check.source.startswith("# What this lesson must produce")
     assert "assert " in check.source
+
+
+def test_transforms_lesson_draws_the_flip_and_counts_its_table():
+    """02's step figure is drawn with the flip forced (its column shows a flip), and the sentence before the table of
+    how an item is made counts the table's rows."""
+    nb = nbformat.read(ROOT / "notebooks" / "02_transforms.ipynb", as_version=4)
+    figure = next(cell.source for cell in nb.cells if "plot_transform_steps(run_steps(always_flip" in cell.source)
+    assert "hflip_prob=1.0" in figure
+    table = next(cell.source for cell in nb.cells if "| step | this package | PyTorchVideo |" in cell.source)
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| step ")]
+    words = {4: "four", 5: "five", 6: "six", 7: "seven"}
+    assert f"in the {words[len(rows)]} steps of this table" in table

@@ -1,17 +1,23 @@
 """Runs: the sizes of the notebooks' and fine-tuning runs, and the builders that turn a run into objects."""
 
 import inspect
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
+import torch
 import yaml
 from pytorch_lightning.callbacks import BackboneFinetuning
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader, TensorDataset
 
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data.transforms import eval_preset
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons import runs
+from video_processing.lessons.clip_plots import run_steps
 from video_processing.lessons.runs import CPU, KINETICS, SMOKE, UCF101, Run
 from video_processing.models.backbones import BACKBONES, get_backbone
 
@@ -28,6 +34,17 @@ def test_lesson_run_follows_smoke_device_and_data():
     # a few hundred clips do not get the Kinetics-sized network
     assert UCF101.crop_size < KINETICS.crop_size and UCF101.stem_dim_out < KINETICS.stem_dim_out
     assert SMOKE.max_epochs <= 2 and isinstance(SMOKE.limit_batches, int)
+
+
+@pytest.mark.parametrize("run", [SMOKE, CPU, UCF101, KINETICS, *runs.finetune_runs("x3d_xs", smoke=True)])
+def test_validation_centre_crop_crops_even_a_square_frame(run):
+    """Lesson 02 shows CenterCrop at the run's sizes: the short side is scaled above the crop, so it crops."""
+    steps = run_steps(
+        eval_preset(crop_size=run.crop_size, short_side=run.min_short_side),
+        torch.zeros(2, 3, 112, 112, dtype=torch.uint8),
+    )
+    resized, cropped = (next(r.output for r in steps if r.name == name) for name in ("Resize", "CenterCrop"))
+    assert cropped.shape[-1] == run.crop_size < resized.shape[-1]
 
 
 def test_cpu_size_is_make_demo_size():
@@ -144,14 +161,51 @@ def test_builders_take_every_data_and_model_setting_from_the_run(tmp_path, monke
     assert (model.hparams.lr, model.hparams.stem_dim_out, model.hparams.num_frames) == (0.02, 4, 4)
 
 
-def test_describe_training_names_the_run_and_scales_with_epochs(small_dataset):
-    data = runs.build_data(small_dataset, CPU)
-    text = runs.describe_training(CPU, data, cuda=False)
-    assert "notebook_cpu" in text and "30 epochs over 24 training and 12 validation videos" in text
-    minutes = float(text.split("roughly ")[1].split(" min")[0])
-    assert minutes == pytest.approx(30 * 36 / runs.CPU_VIDEOS_PER_S / 60, abs=0.05)
-    longer = float(runs.describe_training(replace(CPU, max_epochs=60), data, cuda=False).split("roughly ")[1][:4])
-    assert longer == pytest.approx(2 * minutes, abs=0.1)
+class _Steps(pl.LightningModule):
+    """A stand-in model whose every training and validation step takes `delay` seconds."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay, self.layer = delay, torch.nn.Linear(4, 2)
+
+    def training_step(self, batch, batch_idx):
+        time.sleep(self.delay)
+        return self.layer(batch[0]).sum()
+
+    def validation_step(self, batch, batch_idx):
+        time.sleep(self.delay)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _Batches(pl.LightningDataModule):
+    """20 training and 10 validation batches of random numbers: no time spent loading."""
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(torch.randn(20, 4)), batch_size=1)
+
+    def val_dataloader(self):
+        return DataLoader(TensorDataset(torch.randn(10, 4)), batch_size=1)
+
+
+def test_fit_time_is_measured_on_real_steps():
+    """The estimate follows the step time it measures: steps 50 ms slower make each of the run's 3 epochs of
+    20 + 10 batches 1.5 s slower, whatever a constant would say."""
+    run = replace(CPU, max_epochs=3, limit_batches=1.0)
+    fast = runs.measure_fit_seconds(_Steps(0.0), _Batches(), run)
+    slow = runs.measure_fit_seconds(_Steps(0.05), _Batches(), run)
+    assert slow - fast == pytest.approx(3 * 30 * 0.05, rel=0.3)
+    capped = runs.measure_fit_seconds(_Steps(0.05), _Batches(), replace(run, limit_batches=4))
+    assert capped == pytest.approx(3 * 8 * 0.05, rel=0.4)  # limit_batches caps both loops at 4 batches
+
+
+def test_describe_training_names_the_run_and_its_measured_time(small_dataset):
+    data = runs.build_data(small_dataset, SMOKE)
+    data.setup("fit")
+    text = runs.describe_training(SMOKE, data, cuda=False)
+    assert "notebook_smoke" in text and "2 epochs over 24 training and 12 validation videos" in text
+    assert "timed on a few real steps" in text and float(text.split("about ")[1].split(" min")[0]) >= 0
 
 
 @pytest.mark.parametrize("smoke", [True, False])

@@ -92,12 +92,14 @@ def _is_local(url: str) -> bool:
 
 
 def visit(browser, url: str):
-    """Open `url` with requests off 127.0.0.1 refused (the test is offline; a Colab badge is not the site's own).
+    """Open `url` at 1280 x 800 with requests off 127.0.0.1 refused: the site reads offline, so none is made.
 
-    Returns the page and the problems seen: console errors, uncaught exceptions, local responses >= 400.
+    Returns the page and the problems seen: requests off 127.0.0.1 (a CDN, a badge), console errors, uncaught
+    exceptions, local responses >= 400.
     """
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
     problems = []
+    page.on("request", lambda r: _is_local(r.url) or problems.append(f"request off 127.0.0.1: {r.url}"))
     page.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]|data:)"), lambda route: route.abort())
     page.on(
         "console",
@@ -129,6 +131,7 @@ def test_site_lessons_read_in_a_browser(site_url, browser):
         assert figures, f"{name}: no figure in the outputs"
         assert all(width > 0 for _, width in figures), f"{name}: figures not decoded: {figures}"
         check_animations(page, name)
+        check_width(page, name)
         assert not problems, f"{name}: {problems}"
         links |= local_links(page)
         page.close()
@@ -155,6 +158,39 @@ def check_animations(page, name: str) -> None:
     for video in page.query_selector_all("video"):
         page.wait_for_function("v => v.readyState >= 1 || v.error", arg=video, timeout=10_000)
         assert video.evaluate("v => !v.error && v.videoWidth > 0"), f"{name}: a video does not load"
+
+
+def check_width(page, name: str) -> None:
+    """At 1280 px a lesson has no right-hand table of contents and its column takes the rest of the width (beside
+    the navigation), enough for a three-panel figure and a 120-character line of code."""
+    toc = page.query_selector(".md-sidebar--secondary")
+    assert toc is None or not toc.is_visible(), f"{name}: a table of contents beside the lesson"
+    column = page.eval_on_selector(".md-content", "c => c.getBoundingClientRect().width")
+    assert column >= 960, f"{name}: the lesson column is {column:.0f} px wide at 1280 px"
+
+
+def test_pages_workflow_publishes_what_was_built_and_shows_a_stop():
+    """A lesson that stops leaves a site: the workflow uploads and deploys it, then fails a job naming the stop."""
+    jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text())["jobs"]
+    steps = jobs["build"]["steps"]
+    site = next(step for step in steps if step.get("run") == "make site")
+    assert (
+        site["continue-on-error"] is True
+        and jobs["build"]["outputs"]["site"] == f"${{{{ steps.{site['id']}.outcome }}}}"
+    )
+    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert steps.index(upload) > steps.index(site) and "if" not in upload
+    assert jobs["deploy"]["needs"] == "build"
+    stop = jobs["lessons"]
+    assert stop["if"] == "always()" and set(stop["needs"]) == {"build", "deploy"}
+    failing = next(step for step in stop["steps"] if "exit 1" in step.get("run", ""))
+    assert failing["if"] == "needs.build.outputs.site != 'success'" and "::error" in failing["run"]
+
+
+def test_readme_says_the_workflow_publishes_the_site():
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    paragraph = next(p for p in (ROOT / "README.md").read_text().split("\n\n") if config["site_url"] in p)
+    assert ".github/workflows/pages.yml" in paragraph and "publishes" in paragraph
 
 
 def test_site_addresses_agree_with_the_readme_and_pyproject():

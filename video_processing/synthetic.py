@@ -22,6 +22,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+# Bumped whenever the rendering changes: `make_dataset` rewrites a dataset written by another version.
+VERSION = 2
 CLASSES = ("growing", "moving_down", "moving_sideways", "moving_up", "shrinking", "spinning")
 
 
@@ -69,7 +71,8 @@ def _trajectory(label: str, rng: np.random.Generator, times: np.ndarray, width: 
     """Centre (x, y), size and angle of the shape at each time (seconds), for a motion class.
 
     Speeds are per second, so a short clip of a long video still shows the motion. A moving shape leaves the
-    frame and comes back on the other side; a growing or shrinking one restarts every ~3 s.
+    frame and comes back on the other side; a growing (shrinking) one grows (shrinks) steadily from the first
+    frame to the last, so every clip of the video shows it.
     """
     n = len(times)
     size = np.full(n, rng.uniform(0.2, 0.3) * height)
@@ -84,7 +87,8 @@ def _trajectory(label: str, rng: np.random.Generator, times: np.ndarray, width: 
         span = width + 2 * size[0]
         x = np.mod(x + speed * times * rng.choice([-1, 1]), span) - size[0]
     elif label in ("growing", "shrinking"):
-        phase = np.mod(rng.uniform(0, 1) + times / rng.uniform(2.5, 3.5), 1.0)
+        first, last = rng.uniform(0, 0.15), rng.uniform(0.85, 1)  # of the growth, over the whole video
+        phase = first + (last - first) * times / max(times[-1], 1e-9)
         phase = phase if label == "growing" else 1 - phase
         size = 0.08 * height * (0.5 / 0.08) ** phase  # steady relative growth from 8 % to 50 % of the height
     elif label == "spinning":
@@ -146,8 +150,13 @@ def _write_one(job: tuple[Path, str, int, SizeSpec]) -> None:
 
 
 def make_dataset(out: str | Path, size: str = "default", seed: int = 0, workers: int = 2) -> Path:
-    """Write the dataset under `out` (train/<class>/*.mp4, val/<class>/*.mp4); existing files are kept."""
+    """Write the dataset under `out` (train/<class>/*.mp4, val/<class>/*.mp4); existing files are kept, unless
+    another `VERSION` of this module wrote them (out/VERSION says which): then every video is written again."""
+    from video_processing.data.console import watched  # here, not at the top: --help answers without torch
+
     out, spec = Path(out), SIZES[size]
+    stamp = out / "VERSION"
+    current = stamp.is_file() and stamp.read_text().strip() == str(VERSION)
     jobs = []
     for split, count in (("train", spec.train_per_class), ("val", spec.val_per_class)):
         for class_index, label in enumerate(CLASSES):
@@ -155,13 +164,21 @@ def make_dataset(out: str | Path, size: str = "default", seed: int = 0, workers:
             for i in range(count):
                 path = out / split / label / f"{label}_{i:03d}.mp4"
                 video_seed = _seed(seed, split, class_index, i)
-                if not path.exists():
+                if not (current and path.exists()):
                     jobs.append((path, label, video_seed, spec))
     if not jobs:  # every video is there already
         return out
+    stamp.unlink(missing_ok=True)  # until every video is written
     with Pool(workers) as pool:
-        for _ in tqdm(pool.imap_unordered(_write_one, jobs), total=len(jobs), desc=f"writing {out}", unit="video"):
+        for _ in tqdm(
+            pool.imap_unordered(_write_one, jobs),
+            total=len(jobs),
+            desc=f"writing {out}",
+            unit="video",
+            disable=not watched(),
+        ):
             pass
+    stamp.write_text(f"{VERSION}\n")
     return out
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from video_processing.data.console import watched
+
 logger = logging.getLogger("video_processing")
 
 CHUNK_BYTES = 1 << 20
@@ -64,15 +66,17 @@ def fetch(
     *,
     timeout_s: float | None = None,
     retries: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Path:
     """Download `url` to `destination` (kept if it exists); raise DownloadError saying why, naming the URL.
 
     A stall or a cut is retried `retries` times (default DEFAULT_RETRIES); a refusal (404) or an address that
-    does not resolve is not. Each read waits at most `timeout_s` (default DEFAULT_TIMEOUT_S).
+    does not resolve is not. Each read waits at most `timeout_s` (default DEFAULT_TIMEOUT_S). A progress bar is
+    drawn when `progress` (default: where someone watches, `console.watched`).
     """
     timeout_s = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
     retries = DEFAULT_RETRIES if retries is None else retries
+    progress = watched() if progress is None else progress
     destination = Path(destination)
     if destination.is_file():
         return destination

@@ -18,10 +18,9 @@ import torch
 from torch import nn
 
 from video_processing.data.transforms import eval_preset
-from video_processing.data.video import open_video, subsample_indices
+from video_processing.data.video import open_video
 from video_processing.inference.classifiers import Classifier, classifier_preset
 from video_processing.inference.streams import stream_clips
-from video_processing.synthetic import render_video_with_boxes
 
 
 class ExplainError(ValueError):
@@ -114,36 +113,3 @@ def mass_in_boxes(cam: torch.Tensor, inside: torch.Tensor) -> tuple[float, float
     total = float(cam.sum())
     share = float(cam[inside].sum()) / total if total > 0 else 0.0
     return share, float(inside.float().mean())
-
-
-@dataclass
-class ShapeMeasure:
-    """A self-made clip of class `label` explained for its class: the share of the map's mass in the moving
-    shape's box, and the box's share of the clip (chance)."""
-
-    label: str
-    share: float
-    chance: float
-    frames: np.ndarray
-    cam: torch.Tensor
-    inside: torch.Tensor
-
-
-def measure_on_shapes(
-    classifier: Classifier, size: int, *, clips_per_class: int = 1, seed: int = 1, fps: int = 25
-) -> list[ShapeMeasure]:
-    """Fresh self-made clips (size x size frames, `clip_duration` long), `clips_per_class` of each class the
-    classifier knows, rendered with their shape's boxes and explained for their own class: where the map falls
-    against where the shape is."""
-    rng = np.random.default_rng(seed)
-    length = round(classifier.clips.clip_duration * fps)
-    kept = subsample_indices(length, classifier.module.hparams.num_frames)
-    measures = []
-    for _ in range(clips_per_class):
-        for label in classifier.class_names:
-            frames, boxes = render_video_with_boxes(label, rng, size, size, length, fps)
-            clip = torch.from_numpy(frames[kept]).permute(0, 3, 1, 2)
-            view, cam = explain_clip(classifier, clip, class_index(classifier, label))
-            inside = boxes_in_view(classifier, boxes[kept], size, size)
-            measures.append(ShapeMeasure(label, *mass_in_boxes(cam, inside), view, cam, inside))
-    return measures

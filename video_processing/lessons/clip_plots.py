@@ -140,15 +140,19 @@ def clip_animation(frames: torch.Tensor, fps: float, *, title: str = "") -> Func
     return FuncAnimation(fig, show, frames=len(images), interval=1000 / fps)
 
 
-def plot_subsampled_frames(num_available: int, counts: Sequence[int] = (4, 8, 16)) -> Figure:
-    """Which of a clip's `num_available` decoded frames uniform temporal subsampling keeps, per count."""
+def plot_subsampled_frames(num_available: int, num_frames: int) -> Figure:
+    """Which of a clip's `num_available` decoded frames uniform temporal subsampling keeps: `num_frames`, half
+    and twice as many (one row each)."""
+    counts = sorted({max(num_frames // 2, 1), num_frames, 2 * num_frames})
     fig = Figure(figsize=(9, 0.8 + 0.6 * len(counts)), layout="constrained")
     ax = fig.add_subplot()
     for row, count in enumerate(counts):
         ax.plot(range(num_available), [row] * num_available, "o", color="0.8", markersize=5)
         kept = subsample_indices(num_available, count)
         ax.plot(kept, [row] * len(kept), "o", color=f"C{row}", markersize=8, label=f"{count} frames")
-    ax.set_yticks(range(len(counts)), [f"keep {count}" for count in counts])
+    ax.set_yticks(
+        range(len(counts)), [f"keep {count}" + (" (NUM_FRAMES)" if count == num_frames else "") for count in counts]
+    )
     ax.set_ylim(len(counts) - 0.5, -0.5)
     ax.set_xlabel(f"frame index in the clip window ({num_available} decoded frames; grey: dropped)")
     ax.set_title("uniform temporal subsampling: evenly spaced, first and last frame kept")

@@ -51,7 +51,8 @@ def write_figures(out: Path, seed: int = 2, dpi: int = 80) -> list[Path]:
         "clip_timeline.png": plot_clip_timeline(duration_s, windows),
         "clip_frames.png": plot_frame_grid(clip, times=times, title="the 8 frames kept from a 2 s clip"),
         "train_transform_steps.png": plot_transform_steps(
-            run_steps(train_preset(), clip), title="train preset (Kinetics sizes), step by step"
+            run_steps(train_preset(hflip_prob=1.0), clip),
+            title="train preset (Kinetics sizes, flip forced), step by step",
         ),
     }
     paths = []

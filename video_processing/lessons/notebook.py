@@ -16,23 +16,29 @@ batches, and the UCF101 archive and pretrained weights served from this machine 
 from __future__ import annotations
 
 import atexit
-import math
 import os
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
+from pytorch_lightning.callbacks import ProgressBar
 
-from video_processing.data.video import write_video
+from video_processing.data.layouts import VideoRecord
 from video_processing.download import ensure_dataset
+from video_processing.lessons.progress import progress_bar
 from video_processing.lessons.runs import Run, finetune_runs, lesson_run
 from video_processing.lessons.standins import make_ucf101_archive, serve_directory, write_standin_weights
-from video_processing.synthetic import CLASSES, make_dataset, render_video
+from video_processing.synthetic import make_dataset
 
 SMOKE_ENV = "VIDEO_PROCESSING_SMOKE"
+# The one line a quick check run prints about what it downloads, so that no number of the page passes for real.
+QUICK_STANDINS = (
+    "stand-ins: a UCF101 look-alike archive (self-made motion videos, served on 127.0.0.1) and random weights "
+    "in place of the Kinetics-400 ones: results below show that the code runs, not what real data and weights give"
+)
 
 
 def smoke_mode() -> bool:
@@ -92,18 +98,6 @@ def lesson_data(root: str | Path, *, smoke: bool, cuda: bool, kinetics_path: str
     return LessonData(make_dataset(folder, size="small" if smoke else "default"), "synthetic")
 
 
-def chance_accuracy_bound(num_items: int, num_classes: int, *, alpha: float = 0.01) -> float:
-    """The accuracy that uniform random guessing over `num_classes` reaches on `num_items` with probability
-    below `alpha`: an accuracy above it is above chance with confidence 1 - alpha (a one-sided binomial test)."""
-    p = 1 / num_classes
-    tail = 1.0  # P(correct >= k) for k = 0
-    for k in range(num_items + 1):
-        if tail < alpha:
-            return k / num_items
-        tail -= math.comb(num_items, k) * p**k * (1 - p) ** (num_items - k)
-    return 1.0
-
-
 @dataclass
 class Lesson:
     """What a notebook's setup chose. `full_size` is False in a quick check run (small sizes, offline copies)."""
@@ -139,8 +133,9 @@ class Lesson:
         folder, url = self._served
         return f"{url}/{write_standin_weights(backbone, folder).name}"
 
-    def video_to_classify(self, path: str | Path | None) -> Path:
-        """The video a learner brings: `path`; else on Colab an upload; else a self-made two-action video."""
+    def video_to_classify(self, path: str | Path | None, held_out: Sequence[VideoRecord]) -> Path:
+        """The video a learner brings: `path`; else on Colab an upload; else the first of `held_out` (validation
+        videos of the classes the model learned, none of which it trained on)."""
         if path is not None:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{path}: no such video file; set MY_VIDEO to a file PyAV can read")
@@ -153,18 +148,14 @@ class Lesson:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
             return target
-        print("MY_VIDEO is None: classifying a self-made video instead (set MY_VIDEO to a file of yours)")
-        return two_action_video(self.root / "data" / "two_actions.mp4")
+        video = held_out[0].path
+        print(f"MY_VIDEO is None: classifying {video.name}, a validation video (set MY_VIDEO to a file of yours)")
+        return video
 
-
-def two_action_video(path: Path, *, seconds_each: float = 3.0, fps: int = 25, seed: int = 0) -> Path:
-    """A self-made video of one motion class, then another (the first two, which the UCF101 look-alike holds
-    too): something whose label changes over time."""
-    rng = np.random.default_rng(seed)
-    frames = [render_video(motion, rng, 160, 120, round(seconds_each * fps), fps) for motion in CLASSES[:2]]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_video(path, np.concatenate(frames), fps)
-    return path
+    def progress_bar(self) -> ProgressBar:
+        """A Trainer's progress display: Lightning's live bar in Jupyter or Colab, one line per epoch on a page
+        executed unattended (see `progress.py`)."""
+        return progress_bar()
 
 
 def start_lesson(
@@ -198,6 +189,8 @@ def start_lesson(
         lesson.run = lesson_run(smoke=quick, cuda=cuda, data=lesson.data.kind)
     size = "full size" if lesson.full_size else "quick check (small data, a few batches)"
     print(f"lesson {number}: {size} on {'a GPU' if cuda else 'the CPU'}; working in {root}")
+    if lesson._served is not None:
+        print(QUICK_STANDINS)
     if lesson.data is not None:
         print(f"data: {lesson.data.kind}, {lesson.data.path}")
     return lesson

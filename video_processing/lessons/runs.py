@@ -13,8 +13,11 @@ the lesson; `04` reloads or retrains through the builders.)
 
 from __future__ import annotations
 
+import copy
 import inspect
+import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -62,8 +65,10 @@ class Run:
 
 
 # A thin ResNet-50 (stem_dim_out 8) on 64 px crops: trains on a CPU. CPU has configs/synthetic.yaml's sizes
-# (what `make demo` trains; tests/test_runs.py checks that they agree).
-_THIN = dict(clip_duration=1.5, num_frames=8, crop_size=64, min_short_side=64, max_short_side=80, stem_dim_out=8)
+# (what `make demo` trains; tests/test_runs.py checks that they agree). Validation scales the short side to 72 px
+# before its 64 px centre crop (torchvision's reference: 128 before 112), so the crop crops the square self-made
+# frames too, as lesson 02 shows.
+_THIN = dict(clip_duration=1.5, num_frames=8, crop_size=64, min_short_side=72, max_short_side=88, stem_dim_out=8)
 SMOKE = Run("notebook_smoke", **_THIN, batch_size=8, num_workers=0, max_epochs=2, lr=3e-3, limit_batches=4)
 CPU = Run("notebook_cpu", **_THIN, batch_size=8, num_workers=2, max_epochs=30, lr=5e-3)
 # A few hundred real clips (the UCF101 subset) from scratch: a half-width ResNet-50 on 112 px crops of 8 frames,
@@ -244,23 +249,79 @@ def load_latest(
     return model, folder
 
 
-# Videos per second a whole run gets through (training, validation, the per-epoch overheads), for
-# `describe_training`'s estimate: on a CPU, the thin model at the CPU size (30 epochs of the default self-made
-# set take about 5 minutes on 2 cores); on a GPU, per loader worker: 03's Kinetics run on an H200 with 16
-# workers went through 10 epochs of the 300 self-made videos in about 33 s, about 6 videos/s per worker.
-CPU_VIDEOS_PER_S = 30.0
-GPU_VIDEOS_PER_S_PER_WORKER = 6.0
+class _StepClock(pl.Callback):
+    """When each training and validation epoch started and when each of its batches ended."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, list[float]] = {"train": [], "val": []}
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.marks["train"] = [time.perf_counter()]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.marks["train"].append(time.perf_counter())
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.marks["val"] = [time.perf_counter()]
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.marks["val"].append(time.perf_counter())
 
 
-def describe_training(run: Run, data: KineticsDataModule, *, cuda: bool) -> str:
-    """One sentence: what a run of `run` on `data` trains, and roughly how long it takes on this machine."""
+def _epoch_seconds(marks: list[float], batches: int) -> float:
+    """An epoch of `batches` from a timed one: its first batch (loader start-up included), then the steady pace."""
+    start, first, *rest = marks
+    steady = (rest[-1] - first) / len(rest) if rest else first - start
+    return (first - start) + (batches - 1) * steady
+
+
+def _limited(batches: int, limit: int | float) -> int:
+    """The batches an epoch runs under Lightning's limit_*_batches (an int: at most that many; a float: a share)."""
+    return min(batches, limit) if isinstance(limit, int) else max(1, int(batches * limit))
+
+
+def measure_fit_seconds(model: pl.LightningModule, data: pl.LightningDataModule, run: Run, *, steps: int = 3) -> float:
+    """Seconds a fit of `run` takes here, from a few real steps: a copy of `model` trains `steps` batches and
+    validates `steps` batches under a Trainer like the run's. Each epoch pays its first batch (loader start-up
+    included) and then the measured steady pace per batch, training and validation alike."""
+    clock = _StepClock()
+    lightning_log = logging.getLogger("pytorch_lightning")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)  # the trial's "GPU available" lines would repeat the real run's
+    try:
+        trial = pl.Trainer(
+            accelerator="auto",
+            devices=1,
+            precision=precision_for_device(),
+            max_epochs=1,
+            limit_train_batches=steps,
+            limit_val_batches=steps,
+            num_sanity_val_steps=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[clock],
+        )
+        trial.fit(copy.deepcopy(model), data)
+    finally:
+        lightning_log.setLevel(level)
+    train_batches = _limited(len(data.train_dataloader()), run.limit_batches)
+    val_batches = _limited(len(data.val_dataloader()), run.limit_batches)
+    epoch = _epoch_seconds(clock.marks["train"], train_batches) + _epoch_seconds(clock.marks["val"], val_batches)
+    return run.max_epochs * epoch
+
+
+def describe_training(
+    run: Run, data: KineticsDataModule, *, cuda: bool, model: pl.LightningModule | None = None
+) -> str:
+    """One sentence: what a run of `run` on `data` trains, and how long it takes on this machine, measured on a
+    few real steps of `model` (default: `build_model(data, run)` without pretrained weights, the same cost)."""
+    model = model or build_model(data, replace(run, pretrained=False))
+    minutes = measure_fit_seconds(model, data, run) / 60
     counts = data.video_counts  # files and shards alike
-    videos = counts["train"] + counts["val"]
-    epoch_videos = videos if isinstance(run.limit_batches, float) else 2 * run.limit_batches * run.batch_size
-    rate = GPU_VIDEOS_PER_S_PER_WORKER * max(loader_workers(run), 1) if cuda else CPU_VIDEOS_PER_S
-    minutes = run.max_epochs * min(videos, epoch_videos) / rate / 60
     return (
         f"training {run.name}: {run.backbone} ({'pretrained' if run.pretrained else 'from scratch'}) for "
         f"{run.max_epochs} epochs over {counts['train']} training and {counts['val']} validation "
-        f"videos, roughly {max(minutes, 0.1):.1f} min on this {'GPU' if cuda else 'CPU'} machine"
+        f"videos, about {minutes:.1f} min on this {'GPU' if cuda else 'CPU'} (timed on a few real steps)"
     )

@@ -17,22 +17,28 @@ from __future__ import annotations
 import math
 import re
 import urllib.parse
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import torch
-from pytorchvideo.models.resnet import create_resnet
-from pytorchvideo.models.slowfast import create_slowfast
-from pytorchvideo.models.x3d import create_x3d
 from torch import nn
 from torchvision.models import video as tv_video
 
 from video_processing.data.downloads import fetch, redact, sha256_of
 from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD
 from video_processing.models.architectures import S3D, SLOWFAST_ALPHA, SlowFast
+
+with warnings.catch_warnings():
+    # PyTorchVideo's models import fvcore, which scripts a loss with torch.jit.script at import time: a
+    # FutureWarning (torch.jit is deprecated) about code this package never runs, printed before any output.
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from pytorchvideo.models.resnet import create_resnet
+    from pytorchvideo.models.slowfast import create_slowfast
+    from pytorchvideo.models.x3d import create_x3d
 
 # Spatial downsampling of PyTorchVideo's ResNet and X3D: stem (2) and the strided stages (16).
 SPATIAL_STRIDE = 32
@@ -68,7 +74,7 @@ class Backbone:
     """
 
     name: str
-    build: Callable[..., nn.Module]
+    build: Callable[..., nn.Module] = field(repr=False)  # a function: its address says nothing
     head: str
     num_frames: int
     crop_size: int

@@ -1,0 +1,25 @@
+"""Known messages of the pinned libraries that say nothing to a user of this package, silenced one at a time.
+
+Each filter names one message; every other warning and log line still shows. Importing this module installs them
+(the modules that import Lightning do).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+# Lightning 2.6 flattens logged values with torch's LeafSpec, deprecated since torch 2.9: one FutureWarning per
+# run about Lightning's code, which Lightning, not the user, has to change.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+
+
+class _NoTips(logging.Filter):
+    """Drops Lightning's "💡 Tip:" adverts for its cloud services; keeps every other record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+# rank_zero_info logs through this logger; a filter on the logger itself drops the record for every handler.
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoTips())

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import BackboneFinetuning, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.inference.checkpoints import load_module
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.models.backbones import get_backbone
+from video_processing.models.finetuning import FrozenBackboneFinetuning
 
 
 @dataclass(frozen=True)
@@ -197,15 +198,15 @@ def run_loggers(run: Run, logs_dir: str | Path) -> list[pl.loggers.Logger]:
 def build_trainer(run: Run, logs_dir: str | Path, *, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     """Trainer on whatever accelerator there is, at the device's best precision (`precision_for_device`).
 
-    Logs to logs_dir/run.name/version_N/ (metrics.csv and TensorBoard events), keeps the best (validation
-    top-1) and the last checkpoint in that folder's checkpoints/, and adds Lightning's BackboneFinetuning when
-    the run freezes its backbone at first. `callbacks` are added after those.
+    Logs to logs_dir/run.name/version_N/ (metrics.csv and TensorBoard events), keeps the best epoch (validation
+    top-1, epoch=N-step=M.ckpt) and the last epoch (last.ckpt) in that folder's checkpoints/, and adds
+    `FrozenBackboneFinetuning` when the run freezes its backbone at first. `callbacks` are added after those.
     """
     extra = []
     if run.unfreeze_at_epoch is not None:
-        # train_bn=False: frozen batch norms keep their pretrained statistics, and no gradient has to flow
-        # through the frozen backbone, so the head-only epochs cost little more than inference.
-        extra.append(BackboneFinetuning(unfreeze_backbone_at_epoch=run.unfreeze_at_epoch, train_bn=False))
+        # Until that epoch the backbone, batch norms included, does not change and no gradient flows through it,
+        # so the head-only epochs cost little more than inference; then every layer trains.
+        extra.append(FrozenBackboneFinetuning(unfreeze_backbone_at_epoch=run.unfreeze_at_epoch))
     return pl.Trainer(
         accelerator="auto",
         devices=1,
@@ -214,7 +215,13 @@ def build_trainer(run: Run, logs_dir: str | Path, *, callbacks: Sequence[pl.Call
         limit_train_batches=run.limit_batches,
         limit_val_batches=run.limit_batches,
         logger=run_loggers(run, logs_dir),
-        callbacks=[ModelCheckpoint(monitor="val_acc_top1", mode="max", save_last=True), *extra, *callbacks],
+        callbacks=[
+            ModelCheckpoint(monitor="val_acc_top1", mode="max"),  # the best epoch
+            # the last epoch, last.ckpt (configs/synthetic.yaml says why not save_last=True)
+            ModelCheckpoint(filename="last", enable_version_counter=False),
+            *extra,
+            *callbacks,
+        ],
         log_every_n_steps=1,
     )
 

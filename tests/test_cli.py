@@ -56,17 +56,24 @@ def test_default_root_dir_holds_logs_and_checkpoints_and_test_prints_multi_view_
 ):
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "runs"
-    main(["fit", *_thin_run(small_dataset, root), "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"])
-    last = root / "lightning_logs" / "synthetic" / "checkpoints" / "last.ckpt"
-    assert last.is_file() and torch.load(last, weights_only=False)["global_step"] == 2
+    # validation top-1 reported as falling: the best epoch is the first, the last is the second
+    falling = "--trainer.callbacks+=conftest.FallingValAccuracy"
+    main(["fit", *_thin_run(small_dataset, root), falling, "--trainer.max_epochs=2", "--trainer.limit_train_batches=2"])
+    folder = root / "lightning_logs" / "synthetic" / "checkpoints"
+    last = folder / "last.ckpt"
+    assert (torch.load(last, weights_only=True)["epoch"], torch.load(last, weights_only=True)["global_step"]) == (1, 4)
+    printed = dict(line.strip().split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line)
+    assert printed["last checkpoint"] == str(last)  # what `make demo` prints, absolute
+    assert printed["best checkpoint"] == str(folder / "epoch=0-step=2.ckpt")
     assert list((root / "lightning_logs" / "synthetic").glob("version_0/metrics.csv"))
     assert list((root / "lightning_logs" / "tensorboard" / "synthetic").glob("version_0/events.out.tfevents.*"))
     assert not (tmp_path / "lightning_logs").exists()  # nothing in the working directory
 
-    # 3 batches an epoch now: resumed after epoch 0's 2 steps, the run ends at step 5 (from scratch: 6)
-    resume = ["--trainer.max_epochs=2", "--trainer.limit_train_batches=3", "--ckpt_path=last"]
+    # 3 batches an epoch now: resumed after the last epoch's 4 steps, the run ends at step 7 (from the best
+    # epoch, at step 2: 8; from scratch: 9)
+    resume = ["--trainer.max_epochs=3", "--trainer.limit_train_batches=3", "--ckpt_path=last"]
     main(["fit", *_thin_run(small_dataset, root), *resume])
-    assert torch.load(last, weights_only=False)["global_step"] == 5
+    assert torch.load(last, weights_only=True)["global_step"] == 7
 
     capsys.readouterr()
     # crops as large as the short side, as the zoo tests: the head pools over whatever crop the data gives

@@ -238,15 +238,16 @@ def latest_run(logs_dir: str | Path, run: Run) -> Path | None:
 
 def load_latest(
     data: KineticsDataModule, run: Run, logs_dir: str | Path
-) -> tuple[VideoClassificationLightningModule, Path] | None:
-    """The last checkpoint of the newest finished run of this size on these classes, and its folder, or None."""
+) -> tuple[VideoClassificationLightningModule, Path, int] | None:
+    """The newest finished run of this size on these classes: its last epoch's model (last.ckpt), its folder and
+    that epoch's number (counted from 0, as metrics.csv counts), or None."""
     folder = latest_run(logs_dir, run)
     if folder is None:
         return None
-    model, _ = load_module(folder / "checkpoints" / "last.ckpt")  # as data: see checkpoints.py
+    model, checkpoint = load_module(folder / "checkpoints" / "last.ckpt")  # as data: see checkpoints.py
     if list(model.hparams.class_names or []) != list(data.classes):
         return None
-    return model, folder
+    return model, folder, checkpoint["epoch"]
 
 
 # Videos per second a whole run gets through (training, validation, the per-epoch overheads), for

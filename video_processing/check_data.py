@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from video_processing.data.layouts import Dataset, LayoutError, check_splits, load_dataset
-from video_processing.data.video import VideoError, decode_last_clip, open_video, video_info
+from video_processing.data.video import VideoError, decode_last_clip, open_video, too_short_for_clips, video_info
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,13 @@ def check_file(job: tuple[str, str, str, float, int]) -> FileCheck:
         "codec": info.codec,
     }
     frames_in_clip = min(info.duration_s, clip_duration_s) * info.fps
-    if frames_in_clip < num_frames:
+    reason = too_short_for_clips(info, clip_duration_s)
+    if reason is None and frames_in_clip < num_frames:
         reason = (
             f"too short: {info.duration_s:.2f} s at {info.fps:.1f} fps gives {frames_in_clip:.0f} frames per "
             f"clip, fewer than num_frames={num_frames}"
         )
+    if reason:  # intact, but training would skip it: not a file to delete as damaged
         return FileCheck(path, split, label, "too_short", reason, **header)
     try:
         decode_last_clip(path, clip_duration_s, num_frames)

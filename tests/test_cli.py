@@ -1,6 +1,8 @@
 from pathlib import Path
 
+import pytest
 import torch
+import yaml
 
 from video_processing.__main__ import main
 
@@ -42,6 +44,22 @@ def test_configs_parse():
             main(["fit", "--config", str(CONFIGS / config), "--print_config"])
         except SystemExit as exit:  # --print_config exits after printing
             assert exit.code in (0, None)
+
+
+def test_the_guides_name_the_network_kinetics400_yaml_trains(capsys):
+    """The config sets no backbone, so it trains the module's default: the guides and the GPU figures say which."""
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(CONFIGS / "kinetics400.yaml"), "--print_config"])
+    backbone = yaml.safe_load(capsys.readouterr().out)["model"]["backbone"]
+    assert backbone == "resnet"
+    docs = CONFIGS.parent / "docs"
+    guide = (docs / "training-and-data.md").read_text().splitlines()
+    table_row = next(line for line in guide if line.startswith("| `configs/kinetics400.yaml`"))
+    figures = (docs / "benchmarks.md").read_text()
+    gpu_figures = figures[figures.index("`train_throughput.py` reads the model") :].split("\n\n")[0]
+    export_figures = figures[figures.index("**Export with its parity check**") :].split("\n\n")[0]
+    for text in (table_row, gpu_figures, export_figures):
+        assert f"`{backbone}`" in text and "slow_r50's size" not in text, text
 
 
 def _thin_run(data, root) -> list[str]:

@@ -33,6 +33,15 @@ def test_cli_fit_with_config(small_dataset, tmp_path, monkeypatch, capsys):
     checkpoint = next((tmp_path / "lightning_logs").rglob("last.ckpt"))
     printed = dict(line.strip().split(": ", 1) for line in out.splitlines() if ": " in line)
     assert (tmp_path / printed["metrics"]).is_file() and (tmp_path / printed["last checkpoint"]) == checkpoint
+    # the README shows these lines: the same labels in the same order, absolute checkpoint paths as <clone>/...
+    readme = (CONFIGS.parent / "README.md").read_text()
+    shown = readme.split("as checkpoint paths print absolute:\n\n```\n")[1].split("```")[0].splitlines()
+    tail = out.splitlines()[-len(shown) :]
+    assert [line.split(": ")[0] for line in tail] == [line.split(": ")[0] for line in shown]
+    for shown_line, printed_line in zip(shown, tail, strict=True):
+        value, path = shown_line.split(": ", 1)[1], Path(printed_line.split(": ", 1)[1])
+        if "/" in value:
+            assert path.is_absolute() == value.startswith("<clone>/"), printed_line
     hparams = torch.load(checkpoint, weights_only=False)["hyper_parameters"]
     assert hparams["num_classes"] == 6 and hparams["class_names"][0] == "growing"
     assert (hparams["num_frames"], hparams["crop_size"]) == (4, 48)  # linked from the data module

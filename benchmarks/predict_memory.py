@@ -6,7 +6,7 @@ Writes self-made 320x240, 25 frames/s H.264 videos of each length (a 10 s render
 rerun), then, each in a fresh process so its peak resident memory is its own (Linux: VmHWM, reset once the model
 is built, so the peak of importing torch does not hide that of predicting), classifies a video
 with a randomly initialised thin ResNet-50 (2 s clips of 8 frames, 64 px crops):
-- predict: `predict.predict_video`, clips decoded in order one at a time (what the command runs);
+- predict: `inference.predictions.predict_video`, clips decoded in order one at a time (what the command runs);
 - all clips at once: every clip decoded first (`decode_uniform_clips`), as predict did before.
 "baseline" is the process's memory with the model built, before the video is opened.
 """
@@ -26,7 +26,7 @@ import torch
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data.video import decode_uniform_clips, write_video
 from video_processing.inference.classifiers import Classifier, ClipSettings, classifier_preset
-from video_processing.predict import predict_video
+from video_processing.inference.predictions import predict_video
 from video_processing.synthetic import render_video
 
 FPS, WIDTH, HEIGHT = 25, 320, 240

@@ -171,3 +171,18 @@ def test_predict_memory_benchmark_prints_both_methods_per_length(tmp_path):
     for method in ("predict", "all clips at once"):
         baseline, peak, seconds, clips = row(output, "0.1", "m", *method.split())
         assert peak >= baseline > 0 and clips == 3  # 6 s of 2 s clips
+
+
+def test_startup_benchmark_times_help_and_the_first_result(tmp_path):
+    output = run_benchmark("startup.py", "--repeat", "1", "--commands", "predict", "--out", str(tmp_path))
+    figures = {
+        line.split("|")[1].strip(): [float(cell.split()[0]) for cell in line.split("|")[2:4] if cell.strip()]
+        for line in output.splitlines()
+        if line.startswith("| predict")
+    }
+    (help_s, help_mib), (first_s, run_mib), (whole_s,) = (
+        figures[key]
+        for key in ("predict --help", "predict --segments --json: first result", "predict --segments --json: whole")
+    )
+    assert help_mib < 100 < run_mib  # --help loads neither torch nor Lightning; a run does
+    assert 0 < help_s and 0 < first_s <= whole_s

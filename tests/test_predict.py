@@ -26,10 +26,11 @@ from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset
 from video_processing.data.video import decode_uniform_clips, write_video
 from video_processing.inference.classifiers import Classifier, ClipSettings, load_classifier
+from video_processing.inference.predictions import SegmentWriter, predict_segments, predict_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons.standins import serve_directory, write_avi, write_standin_weights
 from video_processing.models.backbones import BACKBONES, kinetics400_classes
-from video_processing.predict import SegmentWriter, main, predict_segments, predict_video
+from video_processing.predict import main
 from video_processing.synthetic import render_video
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,7 +24,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from video_processing.data.layouts import Dataset, LayoutError, check_splits, load_dataset
-from video_processing.data.video import VideoError, decode_last_clip, open_video, too_short_for_clips, video_info
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,9 @@ class FileCheck:
 
 def check_file(job: tuple[str, str, str, float, int]) -> FileCheck:
     """Open `path`, read its header and decode its last clip window; never raises for a bad file."""
+    # here, not at the top: --help and argument errors answer without torch
+    from video_processing.data.video import VideoError, decode_last_clip, open_video, too_short_for_clips, video_info
+
     path, split, label, clip_duration_s, num_frames = job
     try:
         container = open_video(path)

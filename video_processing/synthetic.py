@@ -22,8 +22,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from video_processing.data.video import write_video
-
 CLASSES = ("growing", "moving_down", "moving_sideways", "moving_up", "shrinking", "spinning")
 
 
@@ -125,6 +123,8 @@ def _write_one(job: tuple[Path, str, int, SizeSpec]) -> None:
     fps = int(rng.integers(24, 31))
     duration = rng.uniform(spec.min_duration_s, spec.max_duration_s)
     frames = render_video(label, rng, spec.width, spec.height, round(duration * fps), fps)
+    from video_processing.data.video import write_video  # here, not at the top: --help answers without torch
+
     tmp = path.with_suffix(".part.mp4")
     write_video(tmp, frames, fps)
     tmp.rename(path)  # a finished name means a finished file, so an interrupted run resumes cleanly

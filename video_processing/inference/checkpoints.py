@@ -10,6 +10,9 @@ one). A file that names anything else is refused with `UntrustedCheckpointError`
 
 Loading for inference also turns `compile` off: predict and export run the plain network, so they need no C++
 compiler and export traces the module itself, not a compiled call.
+
+torch and Lightning are imported where a file is loaded: the command lines build their parsers from this module
+(`TRUST_FLAG`) and answer --help without them.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from __future__ import annotations
 import pathlib
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from video_processing.classification import VideoClassificationLightningModule
+if TYPE_CHECKING:
+    from video_processing.classification import VideoClassificationLightningModule
 
 # Classes a checkpoint of this package may hold besides plain types: a data path given as a Path. Rebuilding one
 # only builds a path from strings.
@@ -38,6 +41,8 @@ def load_checkpoint(path: str | Path, *, trust: bool = False) -> dict:
 
     Raises UntrustedCheckpointError, naming the file, what it would call and the opt-in, when it holds more.
     """
+    import torch
+
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", mmap=True, weights_only=not trust)
@@ -50,6 +55,10 @@ def load_module(path: str | Path, *, trust: bool = False) -> tuple[VideoClassifi
 
     The weights come from the file: pretrained weights are not downloaded again, and `compile` is off.
     """
+    import torch
+
+    from video_processing.classification import VideoClassificationLightningModule
+
     checkpoint = load_checkpoint(path, trust=trust)
     # the file passed the check above (or is trusted): Lightning's loader rebuilds the module from it
     with torch.serialization.safe_globals(SAFE_GLOBALS):
@@ -60,6 +69,8 @@ def load_module(path: str | Path, *, trust: bool = False) -> tuple[VideoClassifi
 
 
 def _refusal(path: str | Path) -> str:
+    import torch
+
     try:  # reads the pickle's opcodes only: nothing is called
         safe = {f"{c.__module__}.{c.__qualname__}" for c in SAFE_GLOBALS}
         names = [name for name in torch.serialization.get_unsafe_globals_in_checkpoint(path) if name not in safe]

@@ -9,7 +9,7 @@ import itertools
 import logging
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -147,6 +147,7 @@ def stream_clips(
     window_s: float,
     stride_s: float,
     num_frames: int,
+    on_frame: Callable[[av.VideoFrame], None] | None = None,
 ) -> Iterator[StreamClip]:
     """Decode the first video stream once, in order, and yield each window's `num_frames` frames (uint8).
 
@@ -155,10 +156,14 @@ def stream_clips(
     keeps `num_frames` evenly spaced frames of those inside it, as clips of a file keep theirs
     (`subsample_indices`). Frames wait in the decoder's YUV and only the kept ones are converted to RGB.
     A window holding fewer than `num_frames` frames (a stall, a slow camera) is skipped with a warning.
+    `on_frame` is given every decoded frame, in order, as it comes (an annotated copy writes them all).
     """
     reformatter = VideoReformatter()  # one converter for all frames (see `_decode_windows`)
     origin = start_time_s(container)
-    for start, end, frames in sliding_windows(_timed_frames(container, source), window_s, stride_s, origin):
+    timed = _timed_frames(container, source)
+    if on_frame is not None:
+        timed = _passed_to(on_frame, timed)
+    for start, end, frames in sliding_windows(timed, window_s, stride_s, origin):
         if len(frames) < num_frames:
             logger.warning(
                 "skipped window %.2f-%.2f s of %s: %d frames, fewer than num_frames=%d (a longer --window "
@@ -172,6 +177,13 @@ def stream_clips(
             continue
         kept = [frames[i] for i in subsample_indices(len(frames), num_frames)]
         yield StreamClip(start, end, frames_to_rgb(reformatter, kept))
+
+
+def _passed_to(on_frame: Callable[[av.VideoFrame], None], timed: Iterable[tuple[float, Item]]):
+    """The (time, frame) pairs of `timed`, each frame given to `on_frame` on its way."""
+    for time, frame in timed:
+        on_frame(frame)
+        yield time, frame
 
 
 def _timed_frames(container: av.container.InputContainer, source: str | Path) -> Iterator[tuple[float, av.VideoFrame]]:

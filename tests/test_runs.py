@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pytorch_lightning.callbacks import BackboneFinetuning
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from video_processing.classification import VideoClassificationLightningModule
@@ -14,6 +13,7 @@ from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons import runs
 from video_processing.lessons.runs import CPU, KINETICS, SMOKE, UCF101, Run
 from video_processing.models.backbones import get_backbone
+from video_processing.models.finetuning import FrozenBackboneFinetuning
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,8 @@ def test_finetune_and_scratch_runs_differ_only_in_weights_and_freezing(tmp_path)
     callbacks = {
         run.name: [type(c) for c in runs.build_trainer(run, tmp_path).callbacks] for run in (finetune, scratch)
     }
-    assert BackboneFinetuning in callbacks[finetune.name] and BackboneFinetuning not in callbacks[scratch.name]
+    assert FrozenBackboneFinetuning in callbacks[finetune.name]
+    assert FrozenBackboneFinetuning not in callbacks[scratch.name]
 
 
 def test_smoke_finetuning_runs_are_small():

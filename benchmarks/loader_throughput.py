@@ -146,18 +146,22 @@ def tutorial_pipeline(train_dir: Path):
 
 def ours_pipeline(train_dir: Path, decoder: str = "pyav"):
     """RandomClipDataset + train_preset, as KineticsDataModule builds them for `decoder`."""
+    from functools import partial
+
+    from video_processing.data import reads
     from video_processing.data.datasets import RandomClipDataset
     from video_processing.data.decoders import clip_decoders
     from video_processing.data.layouts import load_dataset
     from video_processing.data.transforms import train_preset
 
-    dataset = RandomClipDataset(
-        load_dataset(train_dir.parent).train,
+    read = partial(
+        reads.random_clip,
+        decode=clip_decoders(decoder)[0],
+        transform=train_preset(crop_size=CROP_SIZE, min_short_side=MIN_SHORT_SIDE, max_short_side=MAX_SHORT_SIDE),
         clip_duration_s=CLIP_DURATION_S,
         num_frames=NUM_FRAMES,
-        transform=train_preset(crop_size=CROP_SIZE, min_short_side=MIN_SHORT_SIDE, max_short_side=MAX_SHORT_SIDE),
-        decode=clip_decoders(decoder)[0],
     )
+    dataset = RandomClipDataset(load_dataset(train_dir.parent).train, read)
     return lambda: dataset[random.randrange(len(dataset))]["video"]
 
 

@@ -9,6 +9,13 @@ with a randomly initialised thin ResNet-50 (2 s clips of 8 frames, 64 px crops):
 - predict: `inference.predictions.predict_video`, clips decoded in order one at a time (what the command runs);
 - all clips at once: every clip decoded first (`decode_uniform_clips`), as predict did before.
 "baseline" is the process's memory with the model built, before the video is opened.
+
+    PYTHONPATH=. python benchmarks/predict_memory.py --huge [--out benchmark_videos]
+
+Huge frames instead: a self-made 6-frame 8000x8000 H.264 video (2 s; written once into --out, minutes of
+encoding), classified by `predict_video` (the same thin ResNet, 4 frames a clip, short side 64) and checked by
+`check_data.check_file`, each in a fresh process; "peak" is the whole process's peak resident memory (VmHWM,
+imports included), what the machine must have.
 """
 
 from __future__ import annotations
@@ -23,15 +30,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from video_processing.check_data import check_file
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data.transforms import ClipSettings
 from video_processing.data.video import decode_uniform_clips, write_video
-from video_processing.inference.classifiers import Classifier, ClipSettings, classifier_preset
+from video_processing.inference.classifiers import Classifier, classifier_preset
 from video_processing.inference.predictions import predict_video
 from video_processing.synthetic import render_video
 
 FPS, WIDTH, HEIGHT = 25, 320, 240
 CLIP_S, FRAMES, CROP = 2.0, 8, 64
 METHODS = ("predict", "all clips at once")
+HUGE_SIDE, HUGE_FRAMES, HUGE_FPS = 8000, 6, 3
+TOOLS = ("predict", "check_data")
 
 
 def self_made_video(folder: Path, minutes: float) -> Path:
@@ -44,6 +55,31 @@ def self_made_video(folder: Path, minutes: float) -> Path:
         write_video(path.with_suffix(".part.mp4"), frames, FPS)
         path.with_suffix(".part.mp4").rename(path)
     return path
+
+
+def huge_video(folder: Path) -> Path:
+    """6 frames of 8000x8000 (a moving diagonal pattern), written once."""
+    path = folder / f"huge_{HUGE_SIDE}.mp4"
+    if not path.is_file():
+        pattern = (np.indices((HUGE_SIDE, HUGE_SIDE)).sum(0) % 256).astype(np.uint8)[..., None].repeat(3, -1)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_video(path.with_suffix(".part.mp4"), (np.roll(pattern, 8 * i, 1) for i in range(HUGE_FRAMES)), HUGE_FPS)
+        path.with_suffix(".part.mp4").rename(path)
+    return path
+
+
+def measure_huge(tool: str, path: Path) -> None:
+    """In this process: run `tool` on the huge video, print the process's peak memory (imports included), seconds."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    if tool == "predict":
+        module = VideoClassificationLightningModule(num_classes=6, stem_dim_out=8, num_frames=4, crop_size=CROP)
+        settings = ClipSettings(CLIP_S, 64, (0.45,) * 3, (0.225,) * 3)
+        result = predict_video(Classifier(module.eval(), [str(i) for i in range(6)], settings), path).num_clips
+    else:
+        result = check_file((str(path), "train", "huge", CLIP_S, 4)).status
+    print(f"{_status_mib('VmHWM'):.0f} {time.perf_counter() - started:.1f} {result}")
 
 
 def _status_mib(field: str) -> float:
@@ -73,7 +109,9 @@ def measure(method: str, path: Path) -> None:
     torch.set_num_threads(1)  # the machine's other core decodes nothing here: keep runs comparable
     module = VideoClassificationLightningModule(num_classes=6, stem_dim_out=8, num_frames=FRAMES, crop_size=CROP)
     classifier = Classifier(
-        module.eval(), [str(i) for i in range(6)], ClipSettings(CLIP_S, 64, (0.45,) * 3, (0.225,) * 3)
+        module.eval(),
+        [str(i) for i in range(6)],
+        ClipSettings(CLIP_S, FRAMES, CROP, 64, 64, 0.0, (0.45,) * 3, (0.225,) * 3),
     )
     _reset_peak()
     baseline, started = _status_mib("VmRSS"), time.perf_counter()
@@ -85,10 +123,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10])
     parser.add_argument("--out", type=Path, default=Path("benchmark_videos"))
+    parser.add_argument("--huge", action="store_true", help="a 6-frame 8000x8000 video through predict and check_data")
     parser.add_argument("--measure", nargs=2, metavar=("METHOD", "VIDEO"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure-huge", nargs=2, metavar=("TOOL", "VIDEO"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(args.measure[0], Path(args.measure[1]))
+        return
+    if args.measure_huge:
+        measure_huge(args.measure_huge[0], Path(args.measure_huge[1]))
+        return
+    if args.huge:
+        path = huge_video(args.out)
+        print(f"{'video':<12}  {'tool':<10} {'peak MiB':>9} {'seconds':>8}  result")
+        for tool in TOOLS:
+            command = [sys.executable, __file__, "--measure-huge", tool, str(path)]
+            peak, seconds, result = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+            print(f"{HUGE_SIDE}x{HUGE_SIDE}  {tool:<10} {peak:>9} {seconds:>8}  {result}", flush=True)
         return
     print(f"{'video':<8}  {'method':<18} {'baseline MiB':>12} {'peak MiB':>9} {'seconds':>8} {'clips':>6}")
     for minutes in args.minutes:

@@ -14,7 +14,7 @@ import yaml
 from jsonargparse import ArgumentParser
 
 from video_processing.data.decoders import FFMPEG_PACKAGES
-from video_processing.data.file_sources import PlannedSource
+from video_processing.data.sources import PlannedSource
 from video_processing.data.video import write_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.synthetic import make_dataset
@@ -86,6 +86,7 @@ def planned_on_cpu(data_path: Path, **data_kwargs) -> KineticsDataModule:
     data.source = PlannedSource(
         files.location,
         files.clips,
+        files.loader,
         decoder_device="cpu",
         decoder=files.decoder,
         balanced_sampling=files.balanced_sampling,
@@ -123,3 +124,18 @@ class FallingValAccuracy(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
             trainer.callback_metrics["val_acc_top1"] = torch.tensor(1.0 - 0.1 * trainer.current_epoch)
+
+
+def random_batches(count: int, num_classes: int, clip_shape: tuple[int, ...] = (3, 4, 32, 32)) -> list[dict]:
+    """`count` batches of 4 random clips with random labels, shaped like the data module's batches."""
+    generator = torch.Generator().manual_seed(0)
+    return [
+        {
+            "video": torch.randn(4, *clip_shape, generator=generator),
+            "label": torch.randint(num_classes, (4,), generator=generator),
+            "video_name": [f"v{i}" for i in range(4)],
+            "video_index": torch.arange(4),
+            "skipped": [],
+        }
+        for _ in range(count)
+    ]

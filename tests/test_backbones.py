@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from video_processing.models.backbones import (
     BACKBONES,
     PretrainedWeightsError,
     build_backbone,
+    describe_backbones,
     get_backbone,
     kinetics400_classes,
     load_pretrained_state,
@@ -182,3 +185,91 @@ def test_kinetics400_classes_are_the_400_sorted_labels():
     assert {"abseiling", "zumba", "playing guitar", "passing American football (in game)"} <= set(names)
     # torchvision's video weights carry the same list, in the same class-index order.
     assert names == R2Plus1D_18_Weights.KINETICS400_V1.meta["categories"]
+
+
+def _slowfast_reference() -> tuple[torch.nn.Module, torch.Tensor, Callable]:
+    from pytorchvideo.models.hub import slowfast_r50
+
+    # 8 fast frames of 64 pixels: pooled over exactly that input, as the registry pools over its input
+    reference = slowfast_r50(pretrained=False, head_pool_kernel_sizes=((2, 2, 2), (8, 2, 2)))
+    fast = torch.randn(1, 3, 8, 64, 64)
+    slow = fast[:, :, torch.linspace(0, 7, 2).long()]  # PyTorchVideo's PackPathway with alpha 4
+    return reference, fast, lambda: reference([slow, fast])
+
+
+def _torchvision_reference(builder: str, num_frames: int, crop_size: int):
+    from torchvision.models import video
+
+    reference = getattr(video, builder)(weights=None, num_classes=400)
+    clip = torch.randn(1, 3, num_frames, crop_size, crop_size)
+    return reference, clip, lambda: reference(clip)
+
+
+def _videomae_reference():
+    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+    config = VideoMAEConfig(image_size=32, num_frames=4, num_hidden_layers=2, num_labels=400)
+    reference = VideoMAEForVideoClassification(config)
+    clip = torch.randn(1, 3, 4, 32, 32)
+    return reference, clip, lambda: reference(pixel_values=clip.transpose(1, 2)).logits
+
+
+# name: (reference model, clip, the reference's own call on the clip), the registry options; small inputs where
+# the architecture takes any (MViT's and S3D's take 224-pixel clips only)
+PARITY = {
+    "slowfast_r50": (_slowfast_reference, {}),
+    "s3d": (lambda: _torchvision_reference("s3d", 16, 224), {}),
+    "swin3d_t": (lambda: _torchvision_reference("swin3d_t", 4, 64), {}),
+    "mvit_v2_s": (lambda: _torchvision_reference("mvit_v2_s", 16, 224), {}),
+    "videomae_base": (_videomae_reference, {"num_hidden_layers": 2}),
+}
+
+
+def _save_in_the_published_format(name: str, reference: torch.nn.Module, folder: Path) -> str:
+    """The reference's weights as the registry's real file holds them; the served file's name."""
+    folder.mkdir(exist_ok=True)
+    if name == "videomae_base":
+        reference.save_pretrained(folder)  # model.safetensors, as on the Hugging Face Hub
+        return "model.safetensors"
+    state = reference.state_dict()
+    torch.save({"model_state": state} if name == "slowfast_r50" else state, folder / f"{name}.pth")
+    return f"{name}.pth"
+
+
+@pytest.mark.parametrize("name", sorted(PARITY))
+def test_new_backbones_equal_their_reference_on_the_same_weights(name, tmp_path, torch_home):
+    make_reference, options = PARITY[name]
+    torch.manual_seed(0)
+    reference, clip, run_reference = make_reference()
+    reference.eval()
+    file_name = _save_in_the_published_format(name, reference, tmp_path / "served")
+    with serve_directory(tmp_path / "served") as url:
+        model = build_backbone(
+            name, num_frames=clip.shape[2], crop_size=clip.shape[3], pretrained=True,
+            weights_url=f"{url}/{file_name}", **options,
+        ).eval()  # fmt: skip
+    with torch.no_grad():
+        expected, logits = run_reference(), model(clip)
+    assert logits.shape == (1, 400)
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_registry_table_names_every_backbone_and_its_input():
+    lines = describe_backbones().splitlines()
+    assert len(lines) == 1 + len(BACKBONES)
+    for line, entry in zip(lines[1:], BACKBONES.values(), strict=True):
+        assert line.split()[:4] == [entry.name, str(entry.num_frames), "x", str(entry.crop_size)]
+
+
+def test_inputs_a_network_cannot_take_are_refused_naming_the_fix():
+    with pytest.raises(ValueError, match="mvit_v2_s takes clips of exactly 16 frames of 224x224.*num_frames 16"):
+        build_backbone("mvit_v2_s", num_frames=8, crop_size=224)
+    with pytest.raises(ValueError, match="s3d needs a crop of at least 224 pixels"):
+        build_backbone("s3d", num_frames=16, crop_size=112)
+
+
+def test_videomae_without_transformers_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "video_processing.models.videomae", raising=False)
+    with pytest.raises(ModuleNotFoundError, match=r"video-classification\[transformers\]"):
+        build_backbone("videomae_base", num_frames=2, crop_size=32)

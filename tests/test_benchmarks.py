@@ -15,6 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 import torchcodec
+from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
+
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.kinetics_module import KineticsDataModule
+from video_processing.synthetic import CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,6 +176,31 @@ def test_predict_memory_benchmark_prints_both_methods_per_length(tmp_path):
     for method in ("predict", "all clips at once"):
         baseline, peak, seconds, clips = row(output, "0.1", "m", *method.split())
         assert peak >= baseline > 0 and clips == 3  # 6 s of 2 s clips
+
+
+def test_backbone_benchmark_prints_a_row_per_entry_with_checkpointed_activations_for_the_transformers():
+    output = run_benchmark("backbones.py", "--tiny", "--repeats", "1", "--names", "x3d_xs", "swin3d_t")
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in output.splitlines() if " | " in line}
+    assert set(rows) == {"backbone", "x3d_xs", "swin3d_t"}
+    x3d, swin = rows["x3d_xs"], rows["swin3d_t"]
+    assert float(x3d[2]) == pytest.approx(3.8, abs=0.1) and float(swin[2]) == pytest.approx(28.2, abs=0.1)
+    assert float(swin[3]) > 0 and float(x3d[4]) > 0  # GFLOPs (x3d_xs at 2x32: under 0.05), clips/s
+    assert x3d[6] == "-" and float(swin[6]) < float(swin[5])  # checkpointing keeps less
+    expected = "not measured: no GPU" if not torch.cuda.is_available() else None
+    assert expected is None or x3d[-1] == expected
+
+
+def test_explain_benchmark_prints_each_class_and_the_mean(small_dataset, tmp_path):
+    data = KineticsDataModule(str(small_dataset), batch_size=4, num_workers=0, **SMALL_DATA_KWARGS)
+    module = VideoClassificationLightningModule(
+        num_classes=6, class_names=list(CLASSES), stem_dim_out=4, num_frames=4, crop_size=48
+    )
+    checkpoint = fit_one_step_and_save(module, data, tmp_path, limit_val_batches=1)
+    output = run_benchmark("explain_shapes.py", str(checkpoint), "--clips-per-class", "1", "--size", "64")
+    for name in (*CLASSES, "mean"):
+        clips, share, chance, ratio = row(output, name)  # shares in percent
+        assert clips == (6 if name == "mean" else 1) and 0 <= share <= 100 and 0 < chance < 100
+        assert ratio == pytest.approx(share / chance, rel=0.05)
 
 
 def test_startup_benchmark_times_help_and_the_first_result(tmp_path):

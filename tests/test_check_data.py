@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import math
+import re
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 from video_processing.check_data import FileCheck, check_file, imbalance_ratios, main
 from video_processing.data.video import open_video, video_info, write_video
+from video_processing.synthetic import CLASSES
 
 FPS = 12
 CHECK_ARGS = ["--workers", "2", "--clip-duration", "1.0", "--num-frames", "4"]
@@ -170,3 +173,16 @@ def test_exits_non_zero_when_no_training_video_is_usable(tmp_path, capsys):
 def test_exits_non_zero_on_a_folder_of_no_known_layout(tmp_path, capsys):
     assert main([str(tmp_path / "absent"), *CHECK_ARGS]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_test_split_is_checked_and_counted_too(dataset_copy, tmp_path, capsys):
+    test_class = dataset_copy / "test" / CLASSES[0]
+    test_class.mkdir(parents=True)
+    shutil.copy(sorted((dataset_copy / "val" / CLASSES[0]).glob("*.mp4"))[0], test_class / "good.mp4")
+    (test_class / "empty.mp4").write_bytes(b"")
+    report = tmp_path / "report.csv"
+    assert main([str(dataset_copy), "--report", str(report), *CHECK_ARGS]) == 0
+    rows = [row for row in _read_report(report) if row["split"] == "test"]
+    assert {Path(row["path"]).name: row["status"] for row in rows} == {"good.mp4": "ok", "empty.mp4": "unreadable"}
+    printed = capsys.readouterr().out
+    assert re.search(r"class\s+train\s+val\s+test\n", printed) and "empty.mp4" in printed

@@ -98,9 +98,10 @@ def test_seed_train_example_constructs(monkeypatch, small_dataset):
     data_module = KineticsDataModule()
     trainer = pl.Trainer(accelerator="auto", logger=False)
     data_module.setup("fit")
-    assert data_module.data_path == small_dataset and data_module.num_classes == 6
-    assert len(data_module.dataset.train) == 24 and data_module.batch_size == 8
-    clip_shape = (3, data_module.num_frames, data_module.crop_size, data_module.crop_size)
+    assert data_module.source.location == small_dataset and data_module.num_classes == 6
+    assert data_module.hparams.batch_size == 8
+    frames, crop = data_module.hparams.num_frames, data_module.hparams.crop_size
+    clip_shape = (3, frames, crop, crop)
     assert tuple(classification_module.example_input_array.shape[1:]) == clip_shape == (3, 8, 224, 224)
     with torch.no_grad():
         assert classification_module(torch.zeros(1, *clip_shape)).shape == (1, 400)

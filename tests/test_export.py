@@ -16,7 +16,8 @@ from video_processing import export
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.inference.classifiers import load_classifier
 from video_processing.kinetics_module import KineticsDataModule
-from video_processing.models.exported import OnnxModel, read_sidecar, sidecar_path
+from video_processing.models.backbones import build_backbone
+from video_processing.models.exported import OnnxModel, Sidecar, read_sidecar, sidecar_path
 from video_processing.predict import main as predict
 
 
@@ -57,8 +58,9 @@ def test_sidecar_holds_what_inference_needs(onnx_file, small_dataset):
     sidecar = read_sidecar(onnx_file)
     assert sidecar_path(onnx_file).name == "model.onnx.json"
     assert sidecar.format == "onnx" and sidecar.classes == sorted(p.name for p in (small_dataset / "train").iterdir())
-    assert (sidecar.clip_duration, sidecar.num_frames, sidecar.crop_size, sidecar.short_side) == (1.0, 4, 48, 56)
-    assert sidecar.mean == [0.45] * 3 and sidecar.std == [0.225] * 3
+    clips = sidecar.clips
+    assert (clips.clip_duration, clips.num_frames, clips.crop_size, clips.min_short_side) == (1.0, 4, 48, 56)
+    assert clips.mean == (0.45,) * 3 and clips.std == (0.225,) * 3
 
 
 def test_onnx_takes_any_batch_and_matches_the_checkpoint(onnx_file, checkpoint):
@@ -108,3 +110,17 @@ def test_without_onnxruntime_the_error_names_the_extra(onnx_file, checkpoint, sm
     assert "video-classification[export]" in capsys.readouterr().err
     assert export.main([str(checkpoint), "--format", "onnx", "--out", str(onnx_file.parent / "again.onnx")]) == 2
     assert "video-classification[export]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, num_frames, crop_size", [("slowfast_r50", 8, 32), ("videomae_base", 2, 32)])
+def test_one_tensor_backbones_export_to_onnx_within_the_tolerance(name, num_frames, crop_size, tmp_path):
+    """SlowFast samples its slow pathway and VideoMAE permutes its input inside the model: the exported file
+    takes the one (batch, 3, T, H, W) clip tensor, any batch, and gives the module's logits."""
+    torch.manual_seed(0)
+    options = {"num_hidden_layers": 1} if name == "videomae_base" else {}
+    model = build_backbone(name, 3, num_frames=num_frames, crop_size=crop_size, **options).eval()
+    out = tmp_path / f"{name}.onnx"
+    export.export_model(model, "onnx", out, torch.randn(2, 3, num_frames, crop_size, crop_size))
+    sidecar = Sidecar("onnx", ["a", "b", "c"], 1.0, num_frames, crop_size, crop_size, [0.45] * 3, [0.225] * 3)
+    parity = export.check_parity(model, OnnxModel(out, sidecar), torch.randn(3, 3, num_frames, crop_size, crop_size))
+    assert parity.num_clips == 3 and parity.max_abs_diff <= 1e-3 and parity.top1_agreement == 1.0

@@ -14,7 +14,9 @@ import os
 import subprocess
 import sys
 import threading
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -23,17 +25,19 @@ from torch.utils.data import DataLoader
 
 from tests.conftest import SMALL_DATA_KWARGS, break_frames, planned_on_cpu
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.data.datasets import RandomClipDataset, UniformClipsDataset
+from video_processing.data import reads
+from video_processing.data.datasets import RandomClipDataset, WholeVideoDataset
 from video_processing.data.decoders import DecoderUnavailable
 from video_processing.data.gpu_decode import PlanDecodingDataLoader, PlannedClipDecoder, decode_ahead
-from video_processing.data.items import collate_clips
+from video_processing.data.items import collate_clips, no_clips
 from video_processing.data.layouts import load_dataset
-from video_processing.data.planning import PlannedRandomClipDataset, PlannedUniformClipsDataset, TrainClipPlanner
+from video_processing.data.reads import TrainClipPlanner
 from video_processing.data.transforms import eval_preset, train_preset
 from video_processing.data.video import (
     decode_random_clip,
     decode_uniform_clips,
     open_video,
+    plan_uniform_clips,
     random_clip_window,
     video_info,
 )
@@ -42,6 +46,28 @@ from video_processing.kinetics_module import KineticsDataModule
 REPO = Path(__file__).resolve().parents[1]
 SIZES = dict(crop_size=48, min_short_side=56, max_short_side=64)
 CLIP = dict(clip_duration_s=1.0, num_frames=4)
+
+
+def planned_train(records, planner: TrainClipPlanner | None = None) -> RandomClipDataset:
+    planner = planner or TrainClipPlanner(**SIZES, hflip_prob=0.5)
+    return RandomClipDataset(records.train, partial(reads.planned_clip, planner=planner, **CLIP))
+
+
+def planned_val(records) -> WholeVideoDataset:
+    return WholeVideoDataset(records.val, partial(plan_uniform_clips, **CLIP), empty=[])
+
+
+def cpu_train(records) -> RandomClipDataset:
+    transform = train_preset(**SIZES, uint8=True)
+    return RandomClipDataset(
+        records.train, partial(reads.random_clip, decode=decode_random_clip, transform=transform, **CLIP)
+    )
+
+
+def cpu_val(records, *, uint8: bool) -> WholeVideoDataset:
+    transform = eval_preset(crop_size=48, short_side=56, uint8=uint8)
+    read = partial(reads.uniform_clips, decode=decode_uniform_clips, transform=transform, **CLIP)
+    return WholeVideoDataset(records.val, read, empty=no_clips(4, 48))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +87,7 @@ def _frames_at(path, times):
 
 def test_a_plan_holds_the_cpu_paths_window_and_frames(records):
     record = records.train[0]
-    planned = PlannedRandomClipDataset(records.train, planner=TrainClipPlanner(**SIZES, hflip_prob=0.5), **CLIP)
+    planned = planned_train(records)
     torch.manual_seed(3)
     plan = planned[0]["video"][0]
     container = open_video(record.path)
@@ -77,8 +103,8 @@ def test_a_plan_holds_the_cpu_paths_window_and_frames(records):
 
 def test_planned_training_clips_equal_the_uint8_presets_clips(records):
     planner = TrainClipPlanner(**SIZES, hflip_prob=0.5)
-    planned = PlannedRandomClipDataset(records.train, planner=planner, **CLIP)
-    cpu = RandomClipDataset(records.train, transform=train_preset(**SIZES, uint8=True), **CLIP)
+    planned = planned_train(records, planner)
+    cpu = cpu_train(records)
     decoder = PlannedClipDecoder("cpu", crop_size=48, short_side=56)
     flips = set()
     for seed in range(6):  # crops and flips differ from seed to seed; each is the preset's
@@ -93,8 +119,8 @@ def test_planned_training_clips_equal_the_uint8_presets_clips(records):
 
 
 def test_planned_validation_clips_equal_the_eval_presets_clips(records):
-    planned = PlannedUniformClipsDataset(records.val, **CLIP)
-    cpu = UniformClipsDataset(records.val, crop_size=48, transform=eval_preset(crop_size=48, short_side=56), **CLIP)
+    planned = planned_val(records)
+    cpu = cpu_val(records, uint8=False)
     plans, expected = planned[1]["video"], cpu[1]["video"]
     assert len(plans) == len(expected) == len(decode_uniform_clips(records.val[1].path, 1.0, 4))
     decoder = PlannedClipDecoder("cpu", crop_size=48, short_side=56)
@@ -104,11 +130,11 @@ def test_planned_validation_clips_equal_the_eval_presets_clips(records):
 
 
 def test_decode_ahead_gives_the_cpu_loaders_batches(records, torchcodec_ffmpeg):
-    planned = PlannedRandomClipDataset(records.train, planner=TrainClipPlanner(**SIZES, hflip_prob=0.5), **CLIP)
-    cpu = RandomClipDataset(records.train, transform=train_preset(**SIZES, uint8=True), **CLIP)
+    planned = planned_train(records)
+    cpu = cpu_train(records)
     decoder = PlannedClipDecoder("cpu", crop_size=48, short_side=56)
     torch.manual_seed(0)
-    decoded = list(decode_ahead(DataLoader(planned, batch_size=4, collate_fn=collate_clips), decoder, prefetch=2))
+    decoded = list(decode_ahead(DataLoader(planned, batch_size=4, collate_fn=collate_clips), decoder))
     torch.manual_seed(0)
     expected = list(DataLoader(cpu, batch_size=4, collate_fn=collate_clips))
     assert len(decoded) == len(expected) == 6
@@ -119,7 +145,7 @@ def test_decode_ahead_gives_the_cpu_loaders_batches(records, torchcodec_ffmpeg):
 
 def test_a_batch_holding_one_video_twice_decodes_every_clip_in_its_place(records, torchcodec_ffmpeg):
     """A substituted training video can recur in a batch, apart from its first place."""
-    planned = PlannedRandomClipDataset(records.train, planner=TrainClipPlanner(**SIZES, hflip_prob=0.5), **CLIP)
+    planned = planned_train(records)
     items = [planned[0], planned[1], planned[0]]
     batch = collate_clips(items)
     decoded = PlannedClipDecoder("cpu", crop_size=48, short_side=56).decode_batch(batch)
@@ -138,14 +164,12 @@ def test_gpu_decoding_without_a_gpu_fails_at_once_naming_the_option(small_datase
 
 
 def test_workers_plan_and_the_main_process_decodes(records, torchcodec_ffmpeg):
-    planned = PlannedUniformClipsDataset(records.val, **CLIP)
+    planned = planned_val(records)
     decoder = PlannedClipDecoder("cpu", crop_size=48, short_side=56)  # the GPU's stand-in
     loader = PlanDecodingDataLoader(
         planned, batch_size=4, num_workers=1, collate_fn=collate_clips, clip_decoder=decoder
     )
-    cpu = UniformClipsDataset(
-        records.val, crop_size=48, transform=eval_preset(crop_size=48, short_side=56, uint8=True), **CLIP
-    )
+    cpu = cpu_val(records, uint8=True)
     expected = list(DataLoader(cpu, batch_size=4, collate_fn=collate_clips))
     decoded = list(loader)  # plans made in a forked worker, decoded here
     assert len(decoded) == len(expected) == 3
@@ -155,7 +179,7 @@ def test_workers_plan_and_the_main_process_decodes(records, torchcodec_ffmpeg):
 
 
 def _val_batch(records, indices):
-    planned = PlannedUniformClipsDataset(records.val, **CLIP)
+    planned = planned_val(records)
     return collate_clips([planned[i] for i in indices])
 
 
@@ -229,6 +253,14 @@ def test_an_index_less_cuda_device_is_pinned_to_the_ranks_gpu():
     cpu = PlannedClipDecoder("cpu", crop_size=48, short_side=56)
     cpu.pin(torch.device("cuda", 1))
     assert cpu.device == torch.device("cpu")
+
+
+def test_the_data_modules_setup_pins_the_planned_decoder_to_the_trainers_device(small_dataset, torchcodec_ffmpeg):
+    data = planned_on_cpu(small_dataset, **SMALL_DATA_KWARGS)
+    data.source.clip_decoder.device = torch.device("cuda")  # index-less, as --data.decoder_device cuda gives it
+    data.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cuda", 1)))
+    data.setup("validate")  # no CUDA call: pinning only names the device
+    assert data.source.clip_decoder.device == torch.device("cuda", 1)
 
 
 def _decode_threads() -> list[threading.Thread]:

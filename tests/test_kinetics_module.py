@@ -1,5 +1,6 @@
 import json
 import logging
+import shutil
 
 import pytest
 import pytorch_lightning as pl
@@ -7,6 +8,7 @@ import torch
 
 from tests.conftest import SMALL_DATA_KWARGS, write_clip
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data import sources
 from video_processing.data.transforms import multi_view_preset
 from video_processing.data.video import decode_constant_clips
 from video_processing.kinetics_module import KineticsDataModule
@@ -232,3 +234,31 @@ def test_a_fit_without_test_views_trains_and_only_the_test_is_refused(small_data
         ValueError, match=r"test_clips=0 x test_crops=0 .*pass --data\.test_clips 10 --data\.test_crops 3"
     ):
         trainer.test(model, dm)
+
+
+class _TestVideos(pl.Callback):
+    def __init__(self):
+        self.names: set[str] = set()
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.names |= set(batch["video_name"])
+
+
+def test_the_test_stage_takes_the_test_split_where_there_is_one_and_says_which(dataset_copy, monkeypatch):
+    said = []
+    monkeypatch.setattr(sources, "rank_zero_info", said.append)
+    model = VideoClassificationLightningModule(num_classes=6, stem_dim_out=4, num_frames=4, crop_size=48)
+    views = dict(test_clips=1, test_crops=1)
+    tested = _TestVideos()
+    pl.Trainer(callbacks=[tested], **QUIET_TRAINING).test(model, _data(dataset_copy, **views), verbose=False)
+    assert tested.names == {str(p.relative_to(dataset_copy)) for p in (dataset_copy / "val").glob("*/*.mp4")}
+    assert said == [f"test stage: {dataset_copy} has no test split, so the test takes the validation split (12 videos)"]
+    for class_name in CLASSES[:2]:  # a test split of 2 classes x 2 videos
+        (dataset_copy / "test" / class_name).mkdir(parents=True)
+        for video in sorted((dataset_copy / "train" / class_name).glob("*.mp4"))[:2]:
+            shutil.copy(video, dataset_copy / "test" / class_name / video.name)
+    data, tested = _data(dataset_copy, **views), _TestVideos()
+    assert data.video_counts == {"train": 24, "val": 12, "test": 4}
+    pl.Trainer(callbacks=[tested], **QUIET_TRAINING).test(model, data, verbose=False)
+    assert tested.names == {str(p.relative_to(dataset_copy)) for p in (dataset_copy / "test").glob("*/*.mp4")}
+    assert said[-1] == f"test stage: the test split of {dataset_copy} (4 videos)"

@@ -107,3 +107,32 @@ def test_no_layout_names_path_and_layouts(tmp_path):
 def test_missing_data_path(tmp_path):
     with pytest.raises(LayoutError, match="does not exist"):
         load_dataset(tmp_path / "nowhere")
+
+
+def test_a_test_split_is_read_in_each_layout_and_is_optional(small_dataset, tmp_path):
+    """test/ class folders, the release's annotations/test.csv with clips in test/, test.csv: read as val is."""
+    assert load_dataset(small_dataset).test == [] and load_dataset(small_dataset).splits() == ("train", "val")
+    folders = shutil.copytree(small_dataset, tmp_path / "folders")
+    shutil.copytree(folders / "val", folders / "test")
+    kinetics = _kinetics_copy(small_dataset, tmp_path, [*KINETICS_LABELS, COMMA_LABEL, "zumba"])
+    shutil.copytree(kinetics / "val", kinetics / "test")
+    shutil.copy(kinetics / "annotations" / "validate.csv", kinetics / "annotations" / "test.csv")
+    pytorchvideo = tmp_path / "csv"
+    pytorchvideo.mkdir()
+    classes = sorted(CLASSES)
+    for split, folder in (("train", "train"), ("val", "val"), ("test", "val")):
+        lines = [f"{p} {classes.index(p.parent.name)}" for p in sorted((small_dataset / folder).glob("*/*.mp4"))]
+        (pytorchvideo / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    for root, test_folder in ((folders, folders / "test"), (kinetics, kinetics / "test"), (pytorchvideo, None)):
+        layout = load_dataset(root)
+        assert layout.splits() == ("train", "val", "test") and layout.split("test") == layout.test
+        assert [r.label for r in layout.test] == [r.label for r in layout.val] and len(layout.test) == 12
+        assert test_folder is None or all(
+            r.path.parent == test_folder or r.path.parent.parent == test_folder for r in layout.test
+        )
+
+
+def test_an_unknown_test_label_is_refused_naming_it(dataset_copy):
+    (dataset_copy / "test" / "yodelling").mkdir(parents=True)
+    with pytest.raises(LayoutError, match="'yodelling' does not occur in the training split"):
+        load_dataset(dataset_copy)

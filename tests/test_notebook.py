@@ -85,6 +85,18 @@ def test_full_size_lesson_uses_the_real_addresses(monkeypatch, tmp_path):
     assert lesson.ucf101_folder == tmp_path / "data" / "ucf101_subset"
 
 
+@pytest.mark.parametrize(("smoke", "size"), [("1", "small"), ("", "medium")])
+def test_own_videos_lesson_uses_the_self_made_set_at_quick_size(monkeypatch, tmp_path, smoke, size):
+    made = []
+    monkeypatch.setenv("VIDEO_PROCESSING_SMOKE", smoke)
+    monkeypatch.setattr(notebook, "workspace", lambda drive_folder: tmp_path)
+    monkeypatch.setattr(notebook, "make_dataset", lambda folder, size: made.append((folder, size)) or folder)
+    lesson = notebook.start_lesson("06", own_videos=True)
+    assert made == [(tmp_path / "data" / f"synthetic_{size}", size)]
+    assert lesson.data == notebook.LessonData(tmp_path / "data" / f"synthetic_{size}", "synthetic")
+    assert lesson.run == notebook.lesson_run(smoke=bool(smoke), cuda=lesson.cuda, data="synthetic")
+
+
 def test_the_video_to_classify(tmp_path):
     lesson = notebook.Lesson("05", False, False, False, tmp_path, None, None)
     with pytest.raises(FileNotFoundError, match="MY_VIDEO"):

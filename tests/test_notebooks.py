@@ -11,13 +11,14 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 REPOSITORY = re.search(r'^Repository = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
 
 
-def test_the_five_lessons_are_there():
+def test_the_six_lessons_are_there():
     assert [path.name for path in NOTEBOOKS] == [
         "01_clip_sampling.ipynb",
         "02_transforms.ipynb",
         "03_training.ipynb",
         "04_validation_metrics.ipynb",
         "05_finetuning_and_inference.ipynb",
+        "06_your_own_videos.ipynb",
     ]
 
 
@@ -86,6 +87,14 @@ def test_evaluation_lesson_uses_the_trainer_not_a_hand_loop():
 
 def test_finetuning_lesson_writes_out_its_callback():
     assert "BackboneFinetuning(" in _source("05_finetuning_and_inference.ipynb")
+
+
+def test_own_videos_lesson_splits_trains_tests_and_explains():
+    source = _source("06_your_own_videos.ipynb")
+    calls = ("split_folder(", "trainer.fit(model, data)", "trainer.test(", "explain_clip(", "render_annotated(")
+    for call in (*calls, "plot_gradcam_frames("):
+        assert call in source
+    assert "MY_FOLDER = None" in source and "GROUP_PATTERN" in source
 
 
 def test_every_lesson_ends_by_checking_its_outcome(notebook):

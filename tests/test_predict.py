@@ -23,9 +23,9 @@ from conftest import fit_one_step_and_save
 from stream_helpers import mpegts_bytes, stalling_server
 
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, eval_preset
+from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipSettings, eval_preset
 from video_processing.data.video import decode_uniform_clips, write_video
-from video_processing.inference.classifiers import Classifier, ClipSettings, load_classifier
+from video_processing.inference.classifiers import Classifier, load_classifier
 from video_processing.inference.predictions import SegmentWriter, predict_segments, predict_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons.standins import serve_directory, write_avi, write_standin_weights
@@ -166,6 +166,10 @@ def test_a_backbone_name_predicts_kinetics_classes_with_its_pretrained_weights(t
     assert records[0] != records[1], "the same predictions from two weight files: the weights were not loaded"
 
 
+# The stand-ins' clips: 1 s, 4 frames of a 48 px crop of a 48 px short side (evaluation's: no range, no flip).
+STAND_IN_CLIPS = ClipSettings(1.0, 4, 48, 48, 48, 0.0, KINETICS_MEAN, KINETICS_STD)
+
+
 class GrowthStandIn(torch.nn.Module):
     """A deterministic stand-in for a trained model on self-made videos: reads from a window's frames whether the
     shape grows, keeps its size (the "spinning" class) or shrinks.
@@ -209,7 +213,7 @@ def test_a_long_video_of_several_classes_gives_its_segments_in_order(tmp_path):
     order = ["growing", "spinning", "shrinking", "growing"]  # 2 s each
     parts = [render_video(label, np.random.default_rng([3, i]), 72, 72, 48, 24) for i, label in enumerate(order)]
     write_video(tmp_path / "long.mp4", np.concatenate(parts), 24)
-    clips = ClipSettings(clip_duration=1.0, min_short_side=48, mean=KINETICS_MEAN, std=KINETICS_STD)
+    clips = STAND_IN_CLIPS
     classifier = Classifier(GrowthStandIn(), GrowthStandIn.classes, clips)
     out = io.StringIO()
     assert predict_segments(classifier, str(tmp_path / "long.mp4"), _segment_args(), SegmentWriter("json", out))
@@ -355,7 +359,7 @@ class SlowStandIn(GrowthStandIn):
 @pytest.mark.parametrize("realtime", [True, False])
 def test_realtime_drops_the_windows_a_slow_model_has_no_time_for_and_says_how_many(tmp_path, capsys, realtime):
     write_video(tmp_path / "long.mp4", render_video("growing", np.random.default_rng(0), 72, 72, 24 * 8, 24), 24)
-    clips = ClipSettings(clip_duration=1.0, min_short_side=48, mean=KINETICS_MEAN, std=KINETICS_STD)
+    clips = STAND_IN_CLIPS
     classifier = Classifier(SlowStandIn(), SlowStandIn.classes, clips)
     out = io.StringIO()
     args = _segment_args(realtime=realtime)
@@ -368,3 +372,19 @@ def test_realtime_drops_the_windows_a_slow_model_has_no_time_for_and_says_how_ma
     dropped = int(re.search(r"dropped (\d+) windows", err).group(1))
     assert dropped >= 1 and len(windows) + dropped == 8 and windows[-1][:2] == (7, 8)  # the newest is kept
     assert [w[0] for w in windows] == sorted(w[0] for w in windows) and segments[-1][1] == 8
+
+
+@pytest.mark.parametrize("name", ["slowfast_r50", "videomae_base"])
+def test_the_new_backbone_names_predict_kinetics_classes(name, tmp_path, videos, capsys, monkeypatch):
+    """One clip tensor through SlowFast's two pathways and VideoMAE's permuted input (smaller clips than the
+    entries' for speed: the model and its weights are built for them alike)."""
+    small = dict(num_frames=8, crop_size=64, short_side=64) if name == "slowfast_r50" else {}
+    small = small or dict(num_frames=2, crop_size=32, short_side=32)
+    monkeypatch.setitem(BACKBONES, name, dataclasses.replace(BACKBONES[name], **small))
+    weights = write_standin_weights(name, tmp_path / "served")
+    with serve_directory(tmp_path / "served") as url:
+        monkeypatch.setitem(BACKBONES, name, dataclasses.replace(BACKBONES[name], weights_url=f"{url}/{weights.name}"))
+        assert main([name, str(videos["mp4"]), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert len(record["top"]) == 5
+    assert {entry["class"] for entry in record["top"]} <= set(kinetics400_classes())

@@ -13,11 +13,10 @@ import av
 import numpy as np
 import pytest
 from stream_helpers import mpegts_bytes
-from test_predict import GrowthStandIn, _segment_args
+from test_predict import STAND_IN_CLIPS, GrowthStandIn, _segment_args
 
-from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD
 from video_processing.data.video import VideoError
-from video_processing.inference.classifiers import Classifier, ClipSettings
+from video_processing.inference.classifiers import Classifier
 from video_processing.inference.predictions import SegmentWriter, predict_segments
 from video_processing.inference.render import AnnotatedVideo, class_color, render_annotated
 from video_processing.inference.segments import WindowLabel
@@ -28,8 +27,7 @@ ORDER = ["growing", "spinning", "shrinking"]  # 2 s each
 
 
 def _standin() -> Classifier:
-    clips = ClipSettings(clip_duration=1.0, min_short_side=48, mean=KINETICS_MEAN, std=KINETICS_STD)
-    return Classifier(GrowthStandIn(), GrowthStandIn.classes, clips)
+    return Classifier(GrowthStandIn(), GrowthStandIn.classes, STAND_IN_CLIPS)
 
 
 def _motion_frames(fps: float) -> np.ndarray:

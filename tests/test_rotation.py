@@ -15,7 +15,7 @@ import torch
 
 from video_processing.data import video
 from video_processing.data.decoders import decode_planned, torchcodec_uniform_clips
-from video_processing.data.planning import TrainClipPlanner
+from video_processing.data.reads import TrainClipPlanner
 from video_processing.data.video import (
     decode_uniform_clips,
     iter_rgb_frames,

@@ -12,7 +12,7 @@ from video_processing.classification import VideoClassificationLightningModule
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons import runs
 from video_processing.lessons.runs import CPU, KINETICS, SMOKE, UCF101, Run
-from video_processing.models.backbones import get_backbone
+from video_processing.models.backbones import BACKBONES, get_backbone
 from video_processing.models.finetuning import FrozenBackboneFinetuning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,13 +53,14 @@ def test_cpu_size_is_make_demo_size():
 def test_worker_count_is_read_when_the_loaders_are_built(monkeypatch, tmp_path):
     assert UCF101.num_workers is None
     monkeypatch.setattr(runs.os, "cpu_count", lambda: 5)
-    assert runs.build_data(tmp_path, UCF101).num_workers == 5
-    assert runs.build_data(tmp_path, SMOKE).num_workers == 0
+    assert runs.build_data(tmp_path, UCF101).hparams.num_workers == 5
+    assert runs.build_data(tmp_path, SMOKE).hparams.num_workers == 0
 
 
 def test_builders_pass_the_sizes_on(tmp_path, monkeypatch):
     data = runs.build_data(tmp_path, SMOKE)
-    assert (data.clip_duration, data.crop_size, data.num_frames, data.num_workers) == (1.5, 64, 8, 0)
+    hparams = data.hparams
+    assert (hparams.clip_duration, hparams.crop_size, hparams.num_frames, hparams.num_workers) == (1.5, 64, 8, 0)
     monkeypatch.setattr(type(data), "classes", property(lambda self: ["a", "b", "c"]))
     model = runs.build_model(data, SMOKE)
     assert model.hparams.num_classes == 3 and model.hparams.class_names == ["a", "b", "c"]
@@ -110,7 +111,7 @@ def test_finetune_and_scratch_runs_differ_only_in_weights_and_freezing(tmp_path)
     assert finetune.unfreeze_at_epoch == 2 and scratch.unfreeze_at_epoch is None
     assert replace(scratch, name=finetune.name, pretrained=True, unfreeze_at_epoch=2) == finetune
     data = runs.build_data(tmp_path, finetune)
-    assert (data.mean, data.std) == (entry.mean, entry.std)
+    assert (data.hparams.mean, data.hparams.std) == (entry.mean, entry.std)
     callbacks = {
         run.name: [type(c) for c in runs.build_trainer(run, tmp_path).callbacks] for run in (finetune, scratch)
     }
@@ -137,7 +138,8 @@ def test_a_run_is_one_description_for_every_builder():
 def test_builders_take_every_data_and_model_setting_from_the_run(tmp_path, monkeypatch):
     run = replace(CPU, clip_duration=1.0, num_frames=4, crop_size=48, min_short_side=48, lr=0.02, stem_dim_out=4)
     data = runs.build_data(tmp_path, run)
-    assert (data.clip_duration, data.num_frames, data.crop_size, data.min_short_side) == (1.0, 4, 48, 48)
+    hparams = data.hparams
+    assert (hparams.clip_duration, hparams.num_frames, hparams.crop_size, hparams.min_short_side) == (1.0, 4, 48, 48)
     monkeypatch.setattr(type(data), "classes", property(lambda self: ["a", "b"]))
     model = runs.build_model(data, run)
     assert (model.hparams.lr, model.hparams.stem_dim_out, model.hparams.num_frames) == (0.02, 4, 4)
@@ -151,3 +153,15 @@ def test_describe_training_names_the_run_and_scales_with_epochs(small_dataset):
     assert minutes == pytest.approx(30 * 36 / runs.CPU_VIDEOS_PER_S / 60, abs=0.05)
     longer = float(runs.describe_training(replace(CPU, max_epochs=60), data, cuda=False).split("roughly ")[1][:4])
     assert longer == pytest.approx(2 * minutes, abs=0.1)
+
+
+@pytest.mark.parametrize("smoke", [True, False])
+def test_every_backbone_has_fine_tuning_runs_at_an_input_it_takes(smoke):
+    for name, entry in BACKBONES.items():
+        finetune, scratch = runs.finetune_runs(name, smoke=smoke)
+        assert (finetune.num_frames, finetune.crop_size) == (scratch.num_frames, scratch.crop_size)
+        assert finetune.crop_size >= entry.min_crop_size and finetune.min_short_side >= finetune.crop_size
+        if entry.fixed_input:
+            assert (finetune.num_frames, finetune.crop_size) == (entry.num_frames, entry.crop_size)
+        if not smoke:
+            assert finetune.batch_size == (8 if entry.blocks else 16)

@@ -24,8 +24,10 @@ from tests.test_reliability import MODEL_ARGS as TINY_MODEL_ARGS
 from tests.test_reliability import write_tiny_dataset
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data import shards
+from video_processing.data.layouts import LayoutError
 from video_processing.data.loaders import LoaderError
 from video_processing.kinetics_module import KineticsDataModule
+from video_processing.lessons import runs
 from video_processing.prepare import FAILURES_CSV, main
 from video_processing.synthetic import CLASSES
 
@@ -94,6 +96,30 @@ def test_shards_refuse_another_decoder_once_naming_what_works(small_shards, over
     """One message, whichever decoder option is set: leave both at their defaults, or decode from the files."""
     with pytest.raises(ValueError, match=r"decoded from memory with PyAV.*leave both at their defaults.*video files"):
         _data(small_shards, **override)
+
+
+def test_shards_answer_what_the_data_module_asks_of_a_file_layout(small_shards, small_dataset):
+    """Classes and videos per split from shards.json; the list of files, which shards do not keep, refused."""
+    from_shards, from_files = _data(small_shards), _data(small_dataset)
+    assert from_shards.video_counts == from_files.video_counts == {"train": 24, "val": 12}
+    assert from_shards.classes == from_files.classes
+    with pytest.raises(LayoutError, match=r"holds shards, which keep no list of video files.*data\.video_counts"):
+        from_shards.dataset  # noqa: B018
+    text = runs.describe_training(runs.CPU, from_shards, cuda=False)
+    assert "over 24 training and 12 validation videos" in text
+    assert text == runs.describe_training(runs.CPU, from_files, cuda=False)
+
+
+def test_a_test_split_is_written_and_tested_from_the_shards(dataset_copy, tmp_path):
+    (dataset_copy / "test" / CLASSES[0]).mkdir(parents=True)
+    for video in sorted((dataset_copy / "val" / CLASSES[0]).glob("*.mp4")):
+        video.rename(dataset_copy / "test" / CLASSES[0] / video.name)  # the test split: 2 videos of one class
+    assert shards.write_shards(dataset_copy, tmp_path / "shards", chunk_bytes="200KB", workers=1) == []
+    data = _data(tmp_path / "shards", test_clips=1, test_crops=1)
+    assert data.video_counts == {"train": 24, "val": 10, "test": 2}
+    data.setup("test")
+    names = {name for batch in data.test_dataloader() for name in batch["video_name"]}
+    assert names == {str(p.relative_to(dataset_copy)) for p in (dataset_copy / "test").glob("*/*.mp4")}
 
 
 def test_shards_refuse_balanced_sampling_naming_what_works(small_shards):
@@ -185,14 +211,14 @@ def test_shard_loaders_warn_without_a_trainer_and_explain_a_stalled_worker(datas
     warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped video")]
     assert len(warnings) == 1 and "short.mp4: too short" in warnings[0]
 
-    read = shards.RandomClipFromSample.__call__
+    read = shards.sample_item
 
-    def stall_in_workers(self, sample):
+    def stall_in_workers(sample, **kwargs):
         if get_worker_info() is not None:
             time.sleep(4)  # just past the timeout: the worker wakes and exits once the loader has failed
-        return read(self, sample)
+        return read(sample, **kwargs)
 
-    monkeypatch.setattr(shards.RandomClipFromSample, "__call__", stall_in_workers)
+    monkeypatch.setattr(shards, "sample_item", stall_in_workers)
     stalling = _data(out, num_workers=1, loader_timeout_s=2)
     stalling.setup("fit")
     with pytest.raises(LoaderError, match=r"within loader_timeout_s=2 s.*raise --data\.loader_timeout_s"):
@@ -278,7 +304,7 @@ def test_a_url_is_downloaded_into_the_cache_and_streamed(small_shards, tmp_path)
     """LitData's "local:" URLs go through the same download-and-cache path as s3:// and gs://."""
     cache = tmp_path / "cache"
     dm = _data(f"local:{small_shards}", cache_dir=str(cache))
-    assert dm.data_path == f"local:{small_shards}" and dm.classes == sorted(CLASSES)
+    assert dm.source.location == f"local:{small_shards}" and dm.classes == sorted(CLASSES)
     dm.setup("fit")
     indices = [i for batch in dm.train_dataloader() for i in batch["video_index"].tolist()]
     assert sorted(indices) == list(range(24))

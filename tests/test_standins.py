@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from video_processing.data.video import open_video, video_info
 from video_processing.download import UCF101_NAME
@@ -58,6 +59,21 @@ def test_standin_weights_have_the_real_format_and_load_as_pretrained(name, zoo_f
     assert path.name == f"{name}_standin.pth" and path.name != Path(backbones.get_backbone(name).weights_url).name
     with serve_directory(tmp_path / "served") as url:
         model = build_backbone(name, num_frames=4, crop_size=64, pretrained=True, weights_url=f"{url}/{path.name}")
+    for key, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, state[key], rtol=0, atol=0, msg=key)
+
+
+def test_videomae_standin_weights_are_safetensors_cached_apart_from_the_real_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    path = write_standin_weights("videomae_base", tmp_path / "served", num_frames=2, crop_size=32)
+    assert path.name == "videomae_base_standin.safetensors"
+    with serve_directory(tmp_path / "served") as url:
+        model = build_backbone(
+            "videomae_base", num_frames=2, crop_size=32, pretrained=True, weights_url=f"{url}/{path.name}"
+        )
+    cached = sorted(p.name for p in (tmp_path / "torch" / "hub" / "checkpoints").iterdir())
+    assert cached == ["videomae_base_standin.safetensors"]  # never videomae_base-model.safetensors, the real one's
+    state = load_file(path)
     for key, tensor in model.state_dict().items():
         torch.testing.assert_close(tensor, state[key], rtol=0, atol=0, msg=key)
 

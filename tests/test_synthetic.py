@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from video_processing.data.video import open_video, video_info
-from video_processing.synthetic import CLASSES, make_dataset, render_video
+from video_processing.synthetic import CLASSES, make_dataset, render_video, render_video_with_boxes
 
 
 def test_small_dataset_layout_and_videos(small_dataset):
@@ -56,3 +56,22 @@ def test_one_frame_cannot_tell_growing_from_shrinking():
 def test_unknown_class_is_refused():
     with pytest.raises(ValueError, match="unknown motion class 'jumping'"):
         render_video("jumping", np.random.default_rng(0), 64, 64, num_frames=5, fps=25)
+
+
+@pytest.mark.parametrize("label", CLASSES)
+def test_boxes_hold_exactly_the_shape(label):
+    """Each frame's box bounds the pixels that differ from the same video rendered without a shape's colour:
+    the box is tight around the shape, and nothing of the shape lies outside it."""
+    frames, boxes = render_video_with_boxes(label, np.random.default_rng(2), 64, 48, num_frames=60, fps=25)
+    assert np.array_equal(frames, render_video(label, np.random.default_rng(2), 64, 48, num_frames=60, fps=25))
+    for frame, (x0, y0, x1, y1) in zip(frames, boxes, strict=True):
+        if x1 == x0:  # out of view
+            continue
+        colour = frame[y0:y1, x0:x1].reshape(-1, 3)
+        values, counts = np.unique(colour, axis=0, return_counts=True)
+        shape_colour = values[counts.argmax()]  # the flat fill: the most common colour inside the box
+        inside = (frame == shape_colour).all(axis=-1)
+        assert inside[y0:y1, x0:x1].any(axis=0).all() and inside[y0:y1, x0:x1].any(axis=1).all()  # tight
+        inside[y0:y1, x0:x1] = False
+        assert not inside.any()  # the shape's colour appears nowhere else
+    assert (boxes[:, 2] > boxes[:, 0]).mean() > 0.5  # in view most of the time

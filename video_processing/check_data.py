@@ -5,7 +5,8 @@
 
 Prints the videos per class and split, the class imbalance of each split, duration / frame-rate / resolution
 summaries, and every unusable file with its reason; writes one CSV row per file. Exits with status 1 when no
-training video is usable.
+training video is usable, or a class has none (an empty class folder); a class without validation videos is warned
+about.
 Decoding the last clip window catches truncated downloads, whose headers still promise the full length.
 """
 
@@ -23,7 +24,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from video_processing.data.layouts import Dataset, LayoutError, check_splits, load_dataset
+from video_processing.data.layouts import Layout, LayoutError, check_splits, load_dataset
+
+# The decoded frames are only checked, not used: much larger ones are scaled down to this as they are decoded.
+CHECK_SHORT_SIDE = 64
 
 
 @dataclass(frozen=True)
@@ -73,17 +77,18 @@ def check_file(job: tuple[str, str, str, float, int]) -> FileCheck:
     if reason:  # intact, but training would skip it: not a file to delete as damaged
         return FileCheck(path, split, label, "too_short", reason, **header)
     try:
-        decode_last_clip(path, clip_duration_s, num_frames)
+        decode_last_clip(path, clip_duration_s, num_frames, short_side=CHECK_SHORT_SIDE)
     except VideoError as e:
         return FileCheck(path, split, label, "unreadable", f"truncated or damaged: {e.reason}", **header)
     return FileCheck(path, split, label, "ok", **header)
 
 
-def check_all(dataset: Dataset, clip_duration_s: float, num_frames: int, workers: int) -> list[FileCheck]:
-    """Check every video of both splits, `workers` files at a time, with a progress bar."""
+def check_all(dataset: Layout, clip_duration_s: float, num_frames: int, workers: int) -> list[FileCheck]:
+    """Check every video of every split (train, val, and test where there is one), `workers` files at a time, with a
+    progress bar."""
     jobs = [
         (str(record.path), split, dataset.classes[record.label], clip_duration_s, num_frames)
-        for split in ("train", "val")
+        for split in dataset.splits()
         for record in dataset.split(split)
     ]
     progress = {"total": len(jobs), "desc": "checking videos", "unit": "video"}
@@ -100,42 +105,52 @@ def write_report(rows: list[FileCheck], path: str | Path) -> None:
         writer.writerows(asdict(row) for row in rows)
 
 
-def print_counts(rows: list[FileCheck]) -> None:
+def print_counts(rows: list[FileCheck], labels: list[str]) -> None:
     """Usable videos per class and split, with the unusable ones in brackets."""
-    labels = sorted({row.label for row in rows})
+    splits = _splits(rows)
     usable = Counter((row.split, row.label) for row in rows if row.status == "ok")
     unusable = Counter((row.split, row.label) for row in rows if row.status != "ok")
     width = max(len("class"), *(len(label) for label in labels))
-    print(f"\n{'class':<{width}}  {'train':>12}  {'val':>12}")
+    print(f"\n{'class':<{width}}" + "".join(f"  {s:>12}" for s in splits))
     for label in labels:
         cells = [
-            f"{usable[s, label]}" + (f" (+{unusable[s, label]} bad)" if unusable[s, label] else "")
-            for s in ("train", "val")
+            f"{usable[s, label]}" + (f" (+{unusable[s, label]} bad)" if unusable[s, label] else "") for s in splits
         ]
-        print(f"{label:<{width}}  {cells[0]:>12}  {cells[1]:>12}")
-    print(
-        f"{'all':<{width}}  {sum(usable[k] for k in usable if k[0] == 'train'):>12}  "
-        f"{sum(usable[k] for k in usable if k[0] == 'val'):>12}"
-    )
+        print(f"{label:<{width}}" + "".join(f"  {cell:>12}" for cell in cells))
+    print(f"{'all':<{width}}" + "".join(f"  {sum(n for k, n in usable.items() if k[0] == s):>12}" for s in splits))
+
+
+def _splits(rows: list[FileCheck]) -> list[str]:
+    """The splits the rows come from, in the layouts' order: train, val, test."""
+    return [s for s in ("train", "val", "test") if any(row.split == s for row in rows)]
 
 
 # From this ratio of the largest to the smallest training class on, the check suggests balanced sampling.
 IMBALANCE_HINT_RATIO = 2.0
 
 
-def imbalance_ratios(rows: list[FileCheck]) -> dict[str, float]:
-    """Per split, usable videos of the largest class / of the smallest (inf when a class has none)."""
-    labels = sorted({row.label for row in rows})
+def imbalance_ratios(rows: list[FileCheck], labels: list[str] | None = None) -> dict[str, float]:
+    """Per split, usable videos of the largest class / of the smallest (inf when a class has none).
+
+    `labels`: every class of the dataset (default: those of the rows), so a class folder without videos counts.
+    """
+    labels = labels or sorted({row.label for row in rows})
     usable = Counter((row.split, row.label) for row in rows if row.status == "ok")
     ratios = {}
-    for split in ("train", "val"):
+    for split in _splits(rows):
         counts = [usable[split, label] for label in labels]
         ratios[split] = max(counts) / min(counts) if min(counts) else math.inf
     return ratios
 
 
-def print_imbalance(rows: list[FileCheck]) -> None:
-    ratios = imbalance_ratios(rows)
+def classes_without_videos(rows: list[FileCheck], labels: list[str]) -> dict[str, list[str]]:
+    """Per split, the classes with no usable video."""
+    usable = {(row.split, row.label) for row in rows if row.status == "ok"}
+    return {split: [label for label in labels if (split, label) not in usable] for split in ("train", "val")}
+
+
+def print_imbalance(rows: list[FileCheck], labels: list[str]) -> None:
+    ratios = imbalance_ratios(rows, labels)
     print("\nimbalance (largest / smallest class): " + ", ".join(f"{s} {r:.2f}" for s, r in ratios.items()))
     if ratios["train"] >= IMBALANCE_HINT_RATIO:
         print(
@@ -178,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     rows = check_all(dataset, args.clip_duration, args.num_frames, args.workers)
-    print_counts(rows)
-    print_imbalance(rows)
+    print_counts(rows, dataset.classes)
+    print_imbalance(rows, dataset.classes)
     print_summaries(rows)
     print_problems(rows)
     try:
@@ -191,6 +206,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nreport: {args.report}")
     if not any(row.split == "train" and row.status == "ok" for row in rows):
         print("error: no usable training video", file=sys.stderr)
+        return 1
+    empty = classes_without_videos(rows, dataset.classes)
+    if empty["val"]:
+        print(f"warning: no usable validation video of class {', '.join(map(repr, empty['val']))}")
+    if empty["train"]:
+        print(
+            f"error: no usable training video of class {', '.join(map(repr, empty['train']))}: the model would get "
+            "an output that never trains; add videos of it or remove its folder",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

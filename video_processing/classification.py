@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from functools import partial
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.callbacks import EMAWeightAveraging
 from torch import nn
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+    CheckpointImpl,
+    apply_activation_checkpointing,
+    checkpoint_wrapper,
+)
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
-from video_processing.models.backbones import KINETICS_CLASSES, build_backbone, get_backbone, split_head
+from video_processing.models.backbones import BACKBONES, KINETICS_CLASSES, build_backbone, get_backbone, split_head
 
 
 def make_kinetics_resnet(
@@ -77,6 +86,20 @@ class VideoClassificationLightningModule(pl.LightningModule):
             fastest 3D convolutions take under bf16/fp16 mixed precision.
         compile: compile the model with `torch.compile` (a first step of a minute or more, then faster steps;
             the checkpoint's keys are unchanged).
+
+    The training recipe of today's video models (each off by default; the data module's `augment` is its
+    per-clip part):
+        label_smoothing: cross-entropy against targets of 1 - label_smoothing on the label, the rest spread
+            evenly over the classes.
+        mixup_alpha, cutmix_alpha: mix each training batch with itself rolled by one, torchvision's v2.MixUp
+            (a blend of two clips) or v2.CutMix (a box of one clip's frames pasted into the other's), its
+            mixing ratio drawn from Beta(alpha, alpha); the loss is cross-entropy against the mixed (soft)
+            targets. With both above 0, each batch gets one of the two at random.
+        ema_decay: keep an exponential moving average of the weights (Lightning's `EMAWeightAveraging`, this
+            decay per optimizer step); validation runs on the average. 0: off.
+        activation_checkpointing: recompute each transformer block's activations in the backward pass instead
+            of keeping them (torch.utils.checkpoint), for the entries that name their blocks (mvit_v2_s,
+            swin3d_t, videomae_base): far less memory for about a third more compute. Applied when fitting.
     """
 
     def __init__(
@@ -94,12 +117,21 @@ class VideoClassificationLightningModule(pl.LightningModule):
         weights_url: str | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        ema_decay: float = 0.0,
+        activation_checkpointing: bool = False,
     ):
         super().__init__()
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class_names for num_classes={num_classes}")
         self.save_hyperparameters()
         entry = get_backbone(backbone)
+        if activation_checkpointing and not entry.blocks:
+            with_blocks = sorted(name for name, b in BACKBONES.items() if b.blocks)
+            raise ValueError(f"activation_checkpointing: {backbone} names no blocks to recompute; {with_blocks} do")
+        self.mix = MixBatch(num_classes, mixup_alpha, cutmix_alpha) if mixup_alpha or cutmix_alpha else None
         sizes = {"model_depth": model_depth, "stem_dim_out": stem_dim_out}
         network = build_backbone(
             backbone,
@@ -108,7 +140,7 @@ class VideoClassificationLightningModule(pl.LightningModule):
             crop_size=crop_size,
             pretrained=pretrained,
             weights_url=weights_url,
-            **{name: sizes[name] for name in entry.options},
+            **{name: sizes[name] for name in entry.options if name in sizes},
         )
         # self.model stays the whole network; the backbone and head properties name its two parts.
         backbone_net, head_net = split_head(network, entry.head)
@@ -149,10 +181,22 @@ class VideoClassificationLightningModule(pl.LightningModule):
             video = video.contiguous(memory_format=torch.channels_last_3d)
         return self.model(video)
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.activation_checkpointing:
+            checkpoint_blocks(self.model, get_backbone(self.hparams.backbone).blocks)
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        if not self.hparams.ema_decay:
+            return []
+        return [EMAWeightAveraging(decay=self.hparams.ema_decay)]
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         self._log_skipped("train", batch)
-        logits = self(batch["video"])
-        loss = F.cross_entropy(logits, batch["label"])
+        video, target = batch["video"], batch["label"]
+        if self.mix is not None and len(video) > 1:
+            video, target = self.mix(video, target)
+        logits = self(video)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
         return loss
 
@@ -210,6 +254,39 @@ class VideoClassificationLightningModule(pl.LightningModule):
             return optimizer
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=int(total_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class MixBatch(nn.Module):
+    """(clips, labels) -> (mixed clips, soft targets summing to 1): torchvision's v2.MixUp, v2.CutMix, or one
+    of the two at random per batch, for the alphas above 0.
+
+    The clips are (B, C, T, H, W), marked as a video for v2: MixUp blends whole clips, CutMix pastes the same
+    box (the last two axes) into every frame.
+    """
+
+    def __init__(self, num_classes: int, mixup_alpha: float, cutmix_alpha: float):
+        super().__init__()
+        mixes = [
+            mix(alpha=alpha, num_classes=num_classes)
+            for mix, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha))
+            if alpha > 0
+        ]
+        if not mixes:
+            raise ValueError("MixBatch needs mixup_alpha or cutmix_alpha above 0")
+        self.mix = mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
+
+    def forward(self, video: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mixed, targets = self.mix(tv_tensors.Video(video), labels)
+        return mixed.as_subclass(torch.Tensor), targets
+
+
+def checkpoint_blocks(model: nn.Module, blocks: tuple[str, ...]) -> None:
+    """Recompute the activations of every layer whose class is named in `blocks` during the backward pass.
+
+    PyTorch's checkpoint wrapper (non-reentrant torch.utils.checkpoint) keeps the state-dict keys unchanged.
+    """
+    wrapper = partial(checkpoint_wrapper, checkpoint_impl=CheckpointImpl.NO_REENTRANT)
+    apply_activation_checkpointing(model, wrapper, check_fn=lambda module: type(module).__name__ in blocks)
 
 
 def average_per_video(

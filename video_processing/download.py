@@ -3,7 +3,8 @@
     python -m video_processing.download ucf101-subset --out data/ucf101_subset [--url URL] [--sha256 HEX]
     ensure_dataset("ucf101-subset", "data/ucf101_subset")  # the same from Python: the folder, ready to train on
 
-The archive is downloaded once into <out>/.downloads/ with a progress bar, its size and sha256 are checked, and
+The archive is downloaded once into <out>/.downloads/ with a progress bar (a read waits at most --timeout-s; a
+stalled or cut download is retried --retries times, continuing where it stopped), its size and sha256 are checked, and
 every video named in UCF101's convention, v_<Class>_g<group>_c<clip>.avi, is written to <out>/train/<Class>/ or
 <out>/val/<Class>/. The split follows UCF101's official split 1 (groups 1-7 are its test list): all clips of a
 group (one actor and scene) land in the same split, so validation never sees a training group's scene. Any
@@ -17,7 +18,6 @@ sha256, to be checked and passed with --sha256 (or pinned in ARCHIVES).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import re
 import shutil
@@ -32,14 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from tqdm import tqdm
+from video_processing.data.downloads import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, fetch, sha256_of
 
 logger = logging.getLogger("video_processing")
 
 UCF101_NAME = re.compile(r"v_(?P<label>[A-Za-z0-9]+)_g(?P<group>\d+)_c(?P<clip>\d+)\.avi")
 # UCF101's official split 1 tests on groups 1-7 and trains on groups 8-25.
 VAL_GROUPS = frozenset(range(1, 8))
-CHUNK_BYTES = 1 << 20
 # Written last, holding the archive's sha256: its presence means the extraction finished.
 EXTRACTED_MARKER = ".extracted"
 
@@ -67,31 +66,6 @@ ARCHIVES: dict[str, RemoteArchive] = {
 
 class ChecksumError(RuntimeError):
     """The downloaded archive's size or sha256 is not the expected one, or no sha256 is known."""
-
-
-def download(url: str, destination: Path) -> Path:
-    """Fetch `url` to `destination` with a progress bar, unless it is there already."""
-    if destination.is_file():
-        logger.info("using the archive downloaded before: %s", destination)
-        return destination
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    with urllib.request.urlopen(url) as response, open(partial, "wb") as out:
-        total = int(response.headers.get("Content-Length", 0)) or None
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name) as bar:
-            while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
-                bar.update(len(chunk))
-    partial.rename(destination)  # a finished name means a finished download
-    return destination
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify(path: Path, expected: str | None, size_bytes: int | None = None) -> None:
@@ -138,15 +112,21 @@ def _archive_files(archive: Path) -> Iterator[tuple[str, Callable[[], IO[bytes]]
 def extract_ucf101(archive: Path, out: Path) -> Counter:
     """Write the archive's UCF101-named videos to out/{train,val}/<Class>/, split by group; count per split.
 
-    Destination paths are built from the matched file name only, so no archive path can escape `out`.
+    Destination paths are built from the matched file name only, so no archive path can escape `out`. A clip
+    name that occurs twice is written once, with a warning naming both members.
     """
     counts: Counter = Counter()
+    written: dict[Path, str] = {}
     for name, opener in _archive_files(archive):
         match = UCF101_NAME.fullmatch(Path(name).name)
         if match is None:
             continue
         split = "val" if int(match["group"]) in VAL_GROUPS else "train"
         target = out / split / match["label"] / match.group(0)
+        if target in written:  # two members for one clip: the first is kept, and both are named
+            logger.warning("%s holds %s twice (%s and %s): kept the first", archive, target.name, written[target], name)
+            continue
+        written[target] = name
         target.parent.mkdir(parents=True, exist_ok=True)
         with opener() as source, open(target, "wb") as destination:
             shutil.copyfileobj(source, destination)
@@ -168,10 +148,20 @@ def summarize(counts: Counter) -> str:
     return "\n".join(lines)
 
 
-def prepare(name: str, out: str | Path, url: str | None = None, sha256: str | None = None) -> Counter:
+def prepare(
+    name: str,
+    out: str | Path,
+    url: str | None = None,
+    sha256: str | None = None,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    retries: int = DEFAULT_RETRIES,
+) -> Counter:
     """Download dataset `name` (or `url`), verify it, and extract it under `out`; clip counts per split.
 
-    An earlier extraction is replaced. The pinned size is checked only against the pinned sha256's file.
+    An earlier extraction is replaced. The pinned size is checked only against the pinned sha256's file. The
+    download waits at most `timeout_s` per read and is retried `retries` times, continuing where it stopped
+    (`downloads.fetch`).
     """
     remote = ARCHIVES[name]
     url = url or remote.url
@@ -185,7 +175,9 @@ def prepare(name: str, out: str | Path, url: str | None = None, sha256: str | No
             verify(destination, expected, size_bytes)
         except ChecksumError:
             logger.info("the archive downloaded before is not the expected one: downloading it again")
-    archive = download(url, destination)
+    if destination.is_file():
+        logger.info("using the archive downloaded before: %s", destination)
+    archive = fetch(url, destination, timeout_s=timeout_s, retries=retries)
     verify(archive, expected, size_bytes)
     _clear_extraction(out)
     counts = extract_ucf101(archive, out)
@@ -193,12 +185,14 @@ def prepare(name: str, out: str | Path, url: str | None = None, sha256: str | No
     return counts
 
 
-def ensure_dataset(name: str, out: str | Path, *, url: str | None = None, sha256: str | None = None) -> Path:
+def ensure_dataset(
+    name: str, out: str | Path, *, url: str | None = None, sha256: str | None = None, **download: float
+) -> Path:
     """The folder `out` holding dataset `name` in the class-folder layout, downloaded and extracted if needed.
 
     A folder completely extracted from the expected archive before is returned as it is, without the network;
     a missing or interrupted one is (re)made by `prepare`. `url` and `sha256` override the pinned ones (a
-    mirror, a local stand-in).
+    mirror, a local stand-in); `download` holds `prepare`'s timeout_s and retries.
     """
     out = Path(out)
     expected = sha256 or ARCHIVES[name].sha256
@@ -206,7 +200,7 @@ def ensure_dataset(name: str, out: str | Path, *, url: str | None = None, sha256
     if expected and marker.is_file() and marker.read_text().strip() == expected.lower():
         logger.info("using %s, extracted before", out)
         return out
-    prepare(name, out, url, sha256)
+    prepare(name, out, url, sha256, **download)
     return out
 
 
@@ -240,10 +234,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder to write train/ and val/ into")
     parser.add_argument("--url", help="download from this mirror instead")
     parser.add_argument("--sha256", help="expected sha256 of the archive, for an unpinned dataset or a mirror")
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds a read may wait for data before the download counts as stalled (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--retries", type=int, default=DEFAULT_RETRIES, help="tries after a stall or a cut (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
-        out = ensure_dataset(args.dataset, args.out, url=args.url, sha256=args.sha256)
+        out = ensure_dataset(
+            args.dataset, args.out, url=args.url, sha256=args.sha256, timeout_s=args.timeout_s, retries=args.retries
+        )
     # OSError covers network errors (URLError); TarError and BadZipFile a truncated archive.
     except (ChecksumError, ValueError, OSError, tarfile.TarError, zipfile.BadZipFile) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -53,17 +53,7 @@ class Parity:
 
 def sidecar_for(classifier: Classifier, fmt: str) -> Sidecar:
     """What inference with the exported file needs, from the checkpoint's settings."""
-    hparams, clips = classifier.module.hparams, classifier.clips
-    return Sidecar(
-        format=fmt,
-        classes=list(classifier.class_names),
-        clip_duration=float(clips.clip_duration),
-        num_frames=int(hparams.num_frames),
-        crop_size=int(hparams.crop_size),
-        short_side=int(clips.min_short_side),
-        mean=[float(v) for v in clips.mean],
-        std=[float(v) for v in clips.std],
-    )
+    return Sidecar(format=fmt, classes=list(classifier.class_names), clips=classifier.clips)
 
 
 def export_model(network: torch.nn.Module, fmt: str, out: Path, example: torch.Tensor) -> None:

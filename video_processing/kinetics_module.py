@@ -11,12 +11,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from video_processing.data import shards
 from video_processing.data.decoders import check_decoder
-from video_processing.data.file_sources import FileSource, PlannedSource
 from video_processing.data.items import with_video
-from video_processing.data.layouts import Dataset as Layout
-from video_processing.data.shard_source import ShardSource
-from video_processing.data.source import ClipSettings, Source
-from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, normalize_clips
+from video_processing.data.layouts import Layout
+from video_processing.data.sources import FileSource, LoaderSettings, PlannedSource, ShardSource, Source
+from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipSettings, normalize_clips
 
 DEFAULT_DATA_PATH = "data/kinetics"
 
@@ -53,19 +51,24 @@ class KineticsDataModule(pl.LightningDataModule):
             only plan clips and the main process decodes them on the GPU (see `gpu_decode.py`); batches are
             uint8 as with transforms_on_device.
         cache_dir: where shards streamed from a URL are cached (default: LitData's cache folder).
-        test_clips, test_crops: the `test` stage's views of each validation video: `test_clips` evenly spaced
-            clips (PyTorchVideo's constant-clips-per-video sampler) x `test_crops` crops along the long side of
-            each clip scaled to `min_short_side` (3: left, centre, right; 1: centre). 10 x 3 is the protocol
-            of PyTorchVideo's model zoo and PySlowFast. A test batch holds all views of `batch_size` videos.
-            0 leaves the test out (fit, validate and predict never build the test set).
+        test_clips, test_crops: the `test` stage's views of each test video (the test split where the data has one,
+            else the validation split): `test_clips` evenly spaced clips (PyTorchVideo's constant-clips-per-video
+            sampler) x `test_crops` crops along the long side of each clip scaled to `min_short_side` (3: left,
+            centre, right; 1: centre). 10 x 3 is the protocol of PyTorchVideo's model zoo and PySlowFast. A test
+            batch holds all views of `batch_size` videos. 0 leaves the test out (fit, validate and predict never
+            build the test set).
+        augment: "randaugment" or "trivialaugment": torchvision's RandAugment or TrivialAugmentWide on each
+            training clip after its crop and flip, one draw of operation and magnitude for all the clip's frames,
+            on the uint8 pixels (in the workers, or on the GPU with GPU decoding). None (default): none.
         balanced_sampling: draw training videos so that every class is drawn equally often per epoch
             (`samplers.BalancedDistributedSampler`; under DDP each rank takes a disjoint share of the draws).
 
     Settings that cannot work together (shards with torchcodec or GPU decoding, or with balanced sampling; GPU
     decoding without a GPU or torchcodec; negative test views) are refused here, naming what works instead.
-    The arguments are kept once, in `self.hparams` (saved in checkpoints), and read as attributes:
-    `data.batch_size`. Everything else is the source's, chosen here from `data_path` and the decoder settings
-    (`source.py`): files decoded in the workers, files planned in the workers and decoded on a device, shards.
+    The arguments are kept once, in `self.hparams` (saved in checkpoints): `data.hparams.batch_size`. The clip
+    settings among them (`transforms.ClipSettings`) are the ones a checkpoint's classifier and an exported model
+    use. Everything else is the source's, chosen here from `data_path` and the decoder settings (`sources.py`):
+    files decoded in the workers, files planned in the workers and decoded on a device, shards.
     """
 
     def __init__(
@@ -89,40 +92,28 @@ class KineticsDataModule(pl.LightningDataModule):
         test_clips: int = 10,
         test_crops: int = 3,
         balanced_sampling: bool = False,
+        augment: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
-        clips = ClipSettings(
-            clip_duration=clip_duration,
-            num_frames=num_frames,
-            crop_size=crop_size,
-            min_short_side=min_short_side,
-            max_short_side=max_short_side,
-            hflip_prob=hflip_prob,
-            mean=tuple(mean),
-            std=tuple(std),
-            uint8=self.uint8_batches,
-            test_clips=test_clips,
-            test_crops=test_crops,
+        clips = ClipSettings.from_dict(self.hparams)
+        loader = LoaderSettings(
             batch_size=batch_size,
             num_workers=num_workers,
             loader_timeout_s=loader_timeout_s,
+            uint8=self.uint8_batches,
+            test_clips=test_clips,
+            test_crops=test_crops,
         )
         self.source = open_source(
             data_path,
             clips,
+            loader,
             decoder=decoder,
             decoder_device=decoder_device,
             cache_dir=cache_dir,
             balanced_sampling=balanced_sampling,
         )
-
-    def __getattr__(self, name: str):
-        # the constructor's arguments live in self.hparams alone (saved in checkpoints); read them as attributes
-        hparams = self.__dict__.get("_hparams", {})
-        if name in hparams:
-            return hparams[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def uint8_batches(self) -> bool:
@@ -131,17 +122,18 @@ class KineticsDataModule(pl.LightningDataModule):
         return self.hparams.transforms_on_device or torch.device(self.hparams.decoder_device).type == "cuda"
 
     @property
-    def data_path(self) -> Path | str:
-        """The dataset folder, or the shards' folder or URL."""
-        return self.source.location
-
-    @property
     def dataset(self) -> Layout:
         """A file layout's splits and class list, read from `data_path` (files are listed, not opened).
 
-        Raises LayoutError naming the path and the fix when the data cannot train a classifier.
+        Raises LayoutError naming the path and the fix when the data cannot train a classifier, or, for shards
+        (which list no files), saying to use `classes` and `video_counts`.
         """
-        return self.source.dataset
+        return self.source.layout
+
+    @property
+    def video_counts(self) -> dict[str, int]:
+        """How many videos each split holds, for files and shards alike: {"train": ..., "val": ...}."""
+        return self.source.video_counts()
 
     @property
     def classes(self) -> list[str]:
@@ -164,8 +156,8 @@ class KineticsDataModule(pl.LightningDataModule):
         return self.source.test_set
 
     def setup(self, stage: str | None = None) -> None:
-        if isinstance(self.source, PlannedSource) and self.trainer is not None:
-            self.source.clip_decoder.pin(self.trainer.strategy.root_device)  # under DDP, each rank's own GPU
+        if self.trainer is not None:
+            self.source.pin(self.trainer.strategy.root_device)  # under DDP, each rank's own GPU
         self.source.setup(stage)
 
     def train_dataloader(self) -> DataLoader:
@@ -179,7 +171,8 @@ class KineticsDataModule(pl.LightningDataModule):
         return self.source.val_loader()
 
     def test_dataloader(self) -> DataLoader:
-        """Multi-view test of the validation split (Kinetics' test labels are not public)."""
+        """Multi-view test of the test split where the data has one (`test/`, `test.csv`, the release's
+        annotations/test.csv), else of the validation split; the test stage says which."""
         return self.source.test_loader()
 
     def state_dict(self) -> dict:
@@ -208,6 +201,7 @@ class KineticsDataModule(pl.LightningDataModule):
 def open_source(
     data_path: str | None,
     clips: ClipSettings,
+    loader: LoaderSettings,
     *,
     decoder: str,
     decoder_device: str,
@@ -216,13 +210,14 @@ def open_source(
 ) -> Source:
     """The source of `data_path` (default: `default_data_path()`) for the decoder settings, its settings checked:
     raises ValueError (or `decoders.DecoderUnavailable`) naming the option and what works instead."""
-    if clips.test_clips < 0 or clips.test_crops < 0:
-        clips.check_test_views()
+    if loader.test_clips < 0 or loader.test_crops < 0:
+        loader.check_test_views()
     location = data_path or default_data_path()
     if shards.is_shard_location(location):
         return ShardSource(
             location,
             clips,
+            loader,
             cache_dir=cache_dir,
             decoder=decoder,
             decoder_device=decoder_device,
@@ -231,8 +226,8 @@ def open_source(
     check_decoder(decoder, decoder_device)  # fails here, naming the option, not in a worker or a hang later
     files = dict(decoder=decoder, balanced_sampling=balanced_sampling, missing_hint=_missing_hint(data_path))
     if torch.device(decoder_device).type == "cuda":
-        return PlannedSource(Path(location), clips, decoder_device=decoder_device, **files)
-    return FileSource(Path(location), clips, **files)
+        return PlannedSource(Path(location), clips, loader, decoder_device=decoder_device, **files)
+    return FileSource(Path(location), clips, loader, **files)
 
 
 def _missing_hint(data_path: str | None) -> str:

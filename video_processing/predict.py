@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if classifier is None:
         return 2
     if not args.segments:
-        return 0 if predict_files(classifier, args) else 1
+        return predict_files(classifier, args)
     writer = SegmentWriter("json" if args.json else "csv" if args.csv else "text")
     ok = True
     try:

@@ -28,7 +28,9 @@ import argparse
 import csv
 import os
 import shutil
+import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import Pool
@@ -37,7 +39,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from video_processing.data import shards
-from video_processing.data.layouts import SPLITS, Dataset, load_dataset
+from video_processing.data.layouts import Layout, load_dataset
 from video_processing.data.video import VideoError, iter_rgb_frames, open_video, video_info, write_video
 
 FAILURES_CSV = "prepare_failures.csv"
@@ -99,39 +101,68 @@ def reencoded_bytes(src: Path, short_side: int, keyframe_interval_s: float, crf:
 def output_path(src_root: Path, dst_root: Path, video: Path) -> Path:
     """Where the prepared copy of `video` goes: the same relative path under DST, as .mp4.
 
-    Videos listed by absolute paths outside SRC (possible in a PyTorchVideo CSV) go under DST/external/.
+    `..` in a listed path is resolved first, so a video outside SRC (possible in a PyTorchVideo CSV) goes under
+    DST/external/ by its absolute path, never beside DST. Symbolic links inside SRC keep their name.
     """
+    video = Path(os.path.normpath(video))
     relative = video.relative_to(src_root) if video.is_relative_to(src_root) else Path("external", *video.parts[1:])
     return (dst_root / relative).with_suffix(".mp4")
 
 
-def copy_annotations(dataset: Dataset, src: Path, dst: Path) -> None:
+def output_paths(dataset: Layout, src: Path, dst: Path) -> dict[Path, Path]:
+    """Every listed video and where its prepared copy goes, checked before any work.
+
+    Two videos that would share a name (clip.mp4 and clip.avi) are kept apart: the one not already .mp4 keeps
+    its extension in the name (clip.avi.mp4). Raises ValueError naming the files when names still collide, or
+    when a target would lie outside DST (a symbolic link in DST pointing elsewhere).
+    """
+    records = [r for split in dataset.splits() for r in dataset.split(split)]
+    targets = {r.path: output_path(src, dst, r.path) for r in records}
+    shared = Counter(targets.values())
+    for video, target in targets.items():
+        if shared[target] > 1 and video.suffix != ".mp4":
+            targets[video] = target.with_name(Path(os.path.normpath(video)).name + ".mp4")
+    by_target: dict[Path, list[Path]] = {}
+    for video, target in targets.items():
+        by_target.setdefault(target, []).append(video)
+    if clashes := [videos for videos in by_target.values() if len(videos) > 1]:
+        raise ValueError(f"videos would be written to one name: {' and '.join(map(str, clashes[0]))}; rename one")
+    real_dst = dst.resolve()
+    for video, target in targets.items():
+        if not target.parent.resolve().is_relative_to(real_dst):
+            raise ValueError(
+                f"{video} would be written to {target}, which leads outside {dst} (a symbolic link): "
+                "nothing was written; remove the link or choose another DST"
+            )
+    return targets
+
+
+def copy_annotations(dataset: Layout, src: Path, dst: Path, targets: dict[Path, Path]) -> None:
     """Write DST's annotation files so that DST loads with the same layout, classes and labels."""
     dst.mkdir(parents=True, exist_ok=True)
     if dataset.layout == "class_folders":  # every class folder, even one whose videos all fail or are absent
-        for split in SPLITS:
+        for split in dataset.splits():
             class_dirs = [d.name for d in (src / split).iterdir() if d.is_dir()]
             for name in ["", *class_dirs]:
                 (dst / split / name).mkdir(parents=True, exist_ok=True)
     elif dataset.layout == "kinetics_csv":
         shutil.copytree(src / "annotations", dst / "annotations", dirs_exist_ok=True)
     elif dataset.layout == "pytorchvideo_csv":
-        for split in SPLITS:
-            lines = [f"{output_path(src, dst, r.path).relative_to(dst)} {r.label}" for r in dataset.split(split)]
+        for split in dataset.splits():
+            lines = [f"{targets[r.path].relative_to(dst)} {r.label}" for r in dataset.split(split)]
             (dst / f"{split}.csv").write_text("".join(line + "\n" for line in lines))
 
 
 def plan_jobs(
-    dataset: Dataset, src: Path, dst: Path, short_side: int, keyframe_interval_s: float, crf: int
+    targets: dict[Path, Path], short_side: int, keyframe_interval_s: float, crf: int
 ) -> tuple[list[Job], int]:
     """Jobs for the videos not prepared yet, and how many are already done."""
     jobs, done = [], 0
-    for record in dataset.train + dataset.val:
-        target = output_path(src, dst, record.path)
+    for video, target in targets.items():
         if target.is_file():
             done += 1
         else:
-            jobs.append(Job(record.path, target, short_side, keyframe_interval_s, crf))
+            jobs.append(Job(video, target, short_side, keyframe_interval_s, crf))
     return jobs, done
 
 
@@ -149,8 +180,9 @@ def prepare_dataset(
     if src == dst:
         raise ValueError("SRC and DST are the same folder; the originals are never overwritten")
     dataset = load_dataset(src)
-    copy_annotations(dataset, src, dst)
-    jobs, done = plan_jobs(dataset, src, dst, short_side, keyframe_interval_s, crf)
+    targets = output_paths(dataset, src, dst)  # every name checked before anything is written
+    copy_annotations(dataset, src, dst, targets)
+    jobs, done = plan_jobs(targets, short_side, keyframe_interval_s, crf)
     if done:
         print(f"{done} videos already prepared in {dst}: skipped")
     failures = []
@@ -203,7 +235,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.format == "shards":
         failures = prepare_shards(args, reencode)
     else:
-        failures = prepare_dataset(args.src, args.dst, **reencode, workers=args.workers)
+        try:
+            failures = prepare_dataset(args.src, args.dst, **reencode, workers=args.workers)
+        except ValueError as e:  # a layout that does not load, names that would collide or leave DST
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
     for path, reason in failures:
         print(f"FAILED {path}: {reason}")
     if failures:

@@ -99,12 +99,24 @@ def render_video(
     label: str, rng: np.random.Generator, width: int, height: int, num_frames: int, fps: float
 ) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of one video of class `label`."""
+    return render_video_with_boxes(label, rng, width, height, num_frames, fps)[0]
+
+
+def render_video_with_boxes(
+    label: str, rng: np.random.Generator, width: int, height: int, num_frames: int, fps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T, H, W, 3) uint8 of one video of class `label`, and the shape's box in each frame: (T, 4) int
+    x0, y0, x1, y1 in pixels, end exclusive, around the pixels it covers (all 0 while it is out of view).
+
+    The same `rng` state gives the same frames as `render_video`.
+    """
     background = _background(rng, width, height)
     shape = _polygon(rng)
     colour = np.array([rng.integers(0, 60), rng.integers(0, 256), rng.integers(196, 256)])[rng.permutation(3)]
     noise_std = rng.uniform(3, 8)
     times = np.arange(num_frames) / fps
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    boxes = np.zeros((num_frames, 4), dtype=np.int64)
     for t, (x, y, size, angle) in enumerate(zip(*_trajectory(label, rng, times, width, height), strict=True)):
         rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
         points = shape @ rotation.T * size + (x, y)
@@ -114,7 +126,10 @@ def render_video(
         frame = background + rng.normal(0, noise_std, background.shape).astype(np.int16)
         frame[mask] = colour
         frames[t] = np.clip(frame, 0, 255)
-    return frames
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if len(rows):
+            boxes[t] = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+    return frames, boxes
 
 
 def _write_one(job: tuple[Path, str, int, SizeSpec]) -> None:

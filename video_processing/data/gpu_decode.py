@@ -1,11 +1,11 @@
 """Decoding planned clips in the main process (NVDEC on a GPU), inside an ordinary DataLoader.
 
 CUDA cannot start in forked loader workers, so the work is split:
-1. Workers plan each clip, cheaply and on the CPU (`planning.py`): the file, the kept frames' times, the crop box
+1. Workers plan each clip, cheaply and on the CPU (`reads.py`): the file, the kept frames' times, the crop box
    and the flip.
 2. The main process decodes the planned frames with torchcodec on `PlannedClipDecoder`'s device and crops,
-   resizes and flips them there (uint8), in a background thread on its own CUDA stream, `prefetch` batches ahead
-   of the training step, while a second thread fetches the next planned batches (`PlanDecodingDataLoader`).
+   resizes and flips them there (uint8), in a background thread on its own CUDA stream, batches ahead of the
+   training step, while a second thread fetches the next planned batches (`PlanDecodingDataLoader`).
 3. `KineticsDataModule.on_after_batch_transfer` converts the uint8 clips to float and normalizes them, as for
    any uint8 batch (`transforms.normalize_clips`).
 
@@ -16,8 +16,6 @@ the CPU path; running out of GPU memory, or torchcodec decoding on the CPU inste
 from __future__ import annotations
 
 import itertools
-import queue
-import threading
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import closing
@@ -26,9 +24,10 @@ import torch
 from torchvision.transforms.v2 import functional as F
 
 from video_processing.data.decoders import decode_planned
+from video_processing.data.handover import Handover
 from video_processing.data.items import decoded_clips
 from video_processing.data.loaders import HintingDataLoader, warn_skipped
-from video_processing.data.transforms import AsVideo, ToCTHW, eval_preset, resized_crop
+from video_processing.data.transforms import AsVideo, ToCTHW, clip_augmentation, eval_preset, resized_crop
 from video_processing.data.video import PlannedClip, VideoError
 
 
@@ -40,11 +39,14 @@ class PlannedClipDecoder:
             first with `decoders.check_decoder("torchcodec", device)`. An index-less "cuda" is pinned to one GPU
             (`pin`) before the first batch.
         crop_size, short_side: the presets' sizes; `short_side` is the eval preset's.
+        augment: the training clips' augmentation, as in the train preset (`transforms.clip_augmentation`),
+            applied to the uint8 clip on `device` after the crop and flip.
     """
 
-    def __init__(self, device: str | torch.device, *, crop_size: int, short_side: int):
+    def __init__(self, device: str | torch.device, *, crop_size: int, short_side: int, augment: str | None = None):
         self.device = torch.device(device)
         self.crop_size = crop_size
+        self.augmentation = clip_augmentation(augment)
         self.eval_pixels = eval_preset(crop_size=crop_size, short_side=short_side, uint8=True)
         self.nvdec_checked = False  # torchcodec's CPU fallback is ruled out on the first file decoded
 
@@ -63,7 +65,8 @@ class PlannedClipDecoder:
         if plan.box is None:
             return self.eval_pixels(frames)
         video = resized_crop(AsVideo()(frames), plan.box, self.crop_size)
-        return ToCTHW()(F.horizontal_flip(video) if plan.flip else video)
+        video = F.horizontal_flip(video) if plan.flip else video
+        return ToCTHW()(self.augmentation(video) if self.augmentation else video)
 
     def decode_batch(self, batch: dict) -> dict:
         """The batch with its plans replaced by their decoded clips on `device`; the clips of a video that fails
@@ -87,84 +90,28 @@ class PlannedClipDecoder:
         return decoded_clips(batch, video, kept, skipped)
 
 
-def decode_ahead(batches: Iterable[dict], clip_decoder: PlannedClipDecoder, prefetch: int = 2) -> Iterator[dict]:
-    """Batches of planned clips -> the same batches decoded, up to `prefetch` ahead, by two background threads:
-    one fetches planned batches (from the loader's workers), one decodes them, so neither waits on the other.
+def decode_ahead(batches: Iterable[dict], clip_decoder: PlannedClipDecoder) -> Iterator[dict]:
+    """Batches of planned clips -> the same batches decoded, ahead of the caller, by two background threads: one
+    fetches planned batches (from the loader's workers), one decodes them, so neither waits on the other
+    (`handover.Handover`: a batch in each hand-over's slot, one in each thread's hands).
 
     On a GPU the decoding thread works on its own CUDA stream while the training step runs on the default stream.
     Errors in either thread are raised here. Closing the iterator (or dropping it) ends both threads.
     """
     clip_decoder.pin()  # here, in the caller's thread, whose current GPU is this rank's
     stream = torch.cuda.Stream(clip_decoder.device) if clip_decoder.device.type == "cuda" else None
-    stop = threading.Event()
-    planned: queue.Queue = queue.Queue(prefetch)
-    decoded: queue.Queue = queue.Queue(prefetch)
-    threads = [
-        threading.Thread(target=_fetch, args=(iter(batches), planned, stop), name="plan-fetch", daemon=True),
-        threading.Thread(
-            target=_decode_all, args=(clip_decoder, stream, planned, decoded, stop), name="plan-decode", daemon=True
-        ),
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        while (item := decoded.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            yield _ready(item, stream)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
+    decoded = Handover(_decoded(batches, clip_decoder, stream), drop=False, name="plan-decode", wait=True)
+    with closing(iter(decoded)) as ready:
+        for batch in ready:
+            yield _ready(batch, stream)
 
 
-_END = object()  # what the threads pass on after the last batch
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    """Put `item` unless the consumer stopped (then False): a full queue is waited on, never blocked forever."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            pass
-    return False
-
-
-def _fetch(batches: Iterator[dict], planned: queue.Queue, stop: threading.Event) -> None:
-    try:
-        for batch in batches:
-            if not _put(planned, batch, stop):
-                return
-    except Exception as e:  # raised in the consumer's thread by decode_ahead
-        _put(planned, e, stop)
-        return
-    _put(planned, _END, stop)
-
-
-def _decode_all(
-    clip_decoder: PlannedClipDecoder,
-    stream: torch.cuda.Stream | None,
-    planned: queue.Queue,
-    decoded: queue.Queue,
-    stop: threading.Event,
-) -> None:
-    while not stop.is_set():
-        try:
-            batch = planned.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if batch is _END or isinstance(batch, BaseException):
-            _put(decoded, batch, stop)
-            return
-        try:
-            result = _decode_on(clip_decoder, batch, stream)
-        except Exception as e:  # out of memory, a CPU fallback: raised in the consumer's thread
-            _put(decoded, e, stop)
-            return
-        if not _put(decoded, result, stop):
-            return
+def _decoded(batches: Iterable[dict], clip_decoder: PlannedClipDecoder, stream) -> Iterator[dict]:
+    """Planned batches fetched in their own thread, decoded in this one."""
+    fetched = Handover(iter(batches), drop=False, name="plan-fetch", wait=True)
+    with closing(iter(fetched)) as planned:
+        for batch in planned:
+            yield _decode_on(clip_decoder, batch, stream)
 
 
 def _decode_on(clip_decoder: PlannedClipDecoder, batch: dict, stream: torch.cuda.Stream | None) -> dict:
@@ -183,7 +130,7 @@ def _ready(batch: dict, stream: torch.cuda.Stream | None) -> dict:
 
 
 class PlanDecodingDataLoader(HintingDataLoader):
-    """A loader of planned clips (`planning.py`) whose batches arrive decoded on `clip_decoder`'s device.
+    """A loader of planned clips (`reads.py`) whose batches arrive decoded on `clip_decoder`'s device.
 
     Videos that failed to decode are warned about once per file, as the loader warns about those its workers
     skipped.

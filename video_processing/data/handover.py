@@ -1,5 +1,7 @@
-"""Decoding a source in one thread and running the model in another, with a hand-over of one item between them.
+"""Iterating in a background thread and handing each item over, through a slot of one, to the thread that uses it.
 
+Inference decodes a source in one thread while the model runs in another (`inference.streams`); GPU decoding
+fetches planned batches in one thread and decodes them in a second while the training step runs (`gpu_decode.py`).
 A live source does not wait: when the model is slower than the source, the decoder hands over its newest window
 and the one the model had not taken yet is dropped (`drop=True`), so labels stay current instead of falling
 further behind for ever. A file or a pipe pushes back instead (`drop=False`): the decoder waits, nothing is lost.
@@ -33,17 +35,20 @@ class Handover(Generic[Item]):
     `dropped` counts the items replaced before they were taken (`drop=True` only). An error raised by `items` is
     raised here; when this side stops (the loop ends, an error, Ctrl-C), the background thread stops after its
     current item and closes `items` there, so a generator's `with` blocks (an open container) end in the thread
-    that uses them.
+    that uses them. With `wait`, stopping also waits for the thread to end (a loader's next epoch must not meet
+    it); without, a read blocked on a stalled source never holds this side up. `name` names the thread.
     """
 
-    def __init__(self, items: Iterator[Item], *, drop: bool):
+    def __init__(self, items: Iterator[Item], *, drop: bool, name: str = "decode", wait: bool = False):
         self.items, self.drop, self.dropped = items, drop, 0
+        self.name, self.wait = name, wait
         self._slot: queue.Queue = queue.Queue(maxsize=1)
         self._stop = threading.Event()
 
     def __iter__(self) -> Iterator[Item]:
         # a daemon: a read blocked in FFmpeg never keeps the process from exiting
-        threading.Thread(target=self._produce, name="decode", daemon=True).start()
+        thread = threading.Thread(target=self._produce, name=self.name, daemon=True)
+        thread.start()
         try:
             while (item := self._take()) is not _END:
                 if isinstance(item, _Raised):
@@ -51,6 +56,8 @@ class Handover(Generic[Item]):
                 yield item
         finally:
             self._stop.set()
+            if self.wait:
+                thread.join()
 
     def _take(self):
         while True:

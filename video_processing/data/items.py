@@ -11,7 +11,7 @@ An item is one video's clips and what they are; a batch is items concatenated (`
     skipped      list of (path, reason): the videos that could not be read, reported and never raised
 
 An item holds N clips of one video: N = 1 for training, N = the video's clips for validation, N = clips x crops
-for the multi-view test, N = 0 for a video that could not be read. Items of planned clips (`planning.py`) hold
+for the multi-view test, N = 0 for a video that could not be read. Items of planned clips (`reads.py`) hold
 the clips' plans (a list of `video.PlannedClip`) as their "video" until the main process decodes them
 (`gpu_decode.py`, `decoded_clips`). Datasets, shards, collate and the planned decoder build and read items only here.
 """

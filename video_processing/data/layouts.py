@@ -4,19 +4,23 @@ a. class folders:       <root>/train/<label>/<clip>, <root>/val/<label>/<clip>
 b. Kinetics release:    <root>/annotations/{train,validate}.csv (label,youtube_id,time_start,time_end,split)
                         with clips in <root>/{train,val}/<youtube_id>_<time_start:06d>_<time_end:06d>.mp4
 c. PyTorchVideo CSV:    <root>/train.csv and <root>/val.csv of "path label" lines (label: class index)
+
+Each may add a test split, read the same way: <root>/test/<label>/<clip>; annotations/test.csv (the release's
+labelled test annotations) with clips in <root>/test/; <root>/test.csv.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi")
 SPLITS = ("train", "val")
+TEST_SPLIT = "test"  # optional: `trainer.test` uses it where a layout has one, else the validation split
 LAYOUTS_HELP = (
     "expected one of three layouts:\n"
     "  a. class folders:    <data_path>/train/<label>/<clip>.mp4 and <data_path>/val/<label>/<clip>.mp4\n"
@@ -40,16 +44,21 @@ class VideoRecord:
 
 
 @dataclass(frozen=True)
-class Dataset:
-    """Both splits of a dataset and the one sorted class list they share."""
+class Layout:
+    """A dataset folder as its layout lists it: both splits and the one sorted class list they share."""
 
     layout: str
     classes: list[str]
     train: list[VideoRecord]
     val: list[VideoRecord]
+    test: list[VideoRecord] = field(default_factory=list)  # empty where the layout has no test split
 
     def split(self, name: str) -> list[VideoRecord]:
-        return {"train": self.train, "val": self.val}[name]
+        return {"train": self.train, "val": self.val, TEST_SPLIT: self.test}[name]
+
+    def splits(self) -> tuple[str, ...]:
+        """The splits the layout has: train and val, and test where it lists test videos."""
+        return (*SPLITS, TEST_SPLIT) if self.test else SPLITS
 
 
 def detect_layout(root: Path) -> str:
@@ -65,7 +74,7 @@ def detect_layout(root: Path) -> str:
     raise LayoutError(f"{root} matches no supported dataset layout; {LAYOUTS_HELP}")
 
 
-def load_dataset(root: str | Path) -> Dataset:
+def load_dataset(root: str | Path) -> Layout:
     """Read both splits of the dataset at `root`, whichever supported layout it uses."""
     root = Path(root).expanduser()
     layout = detect_layout(root)
@@ -74,19 +83,26 @@ def load_dataset(root: str | Path) -> Dataset:
         "kinetics_csv": _read_kinetics_csv,
         "pytorchvideo_csv": _read_pytorchvideo_csv,
     }[layout]
-    classes, train, val = reader(root)
-    if not train:
+    classes, splits = reader(root)
+    if not splits["train"]:
         raise LayoutError(f"{root} ({layout}) lists no training videos; {LAYOUTS_HELP}")
-    return Dataset(layout, classes, train, val)
+    return Layout(layout, classes, splits["train"], splits["val"], splits.get(TEST_SPLIT, []))
 
 
-def check_splits(dataset: Dataset, root: str | Path) -> None:
+def check_splits(dataset: Layout, root: str | Path) -> None:
     """Raise LayoutError, naming `root` and the fix, when the splits cannot train and validate a classifier.
 
-    Training needs at least two classes; validation needs videos, of at least two classes, to mean anything.
+    Training needs videos of every class, and at least two classes; validation needs videos, of at least two
+    classes, to mean anything (a class without validation videos is warned about).
     (load_dataset already rejects a training split without videos and validation labels unknown to training.)
     """
     train_classes = {r.label for r in dataset.train}
+    if empty := [name for i, name in enumerate(dataset.classes) if i not in train_classes]:
+        raise LayoutError(
+            f"{root} ({dataset.layout}): the training split has no videos of class {', '.join(map(repr, empty))}, "
+            "so the model would get an output that never trains. Add training videos of it, or remove it "
+            "(an empty class folder)."
+        )
     if len(train_classes) < 2:
         names = [dataset.classes[i] for i in sorted(train_classes)]
         raise LayoutError(
@@ -99,6 +115,13 @@ def check_splits(dataset: Dataset, root: str | Path) -> None:
             f"(a few per class are enough); {LAYOUTS_HELP}"
         )
     val_classes = {r.label for r in dataset.val}
+    if empty := [name for i, name in enumerate(dataset.classes) if i not in val_classes]:
+        logger.warning(
+            "%s (%s): the validation split has no videos of class %s: its accuracy is not measured",
+            root,
+            dataset.layout,
+            ", ".join(map(repr, empty)),
+        )
     if len(val_classes) < 2:
         names = [dataset.classes[i] for i in sorted(val_classes)]
         raise LayoutError(
@@ -113,15 +136,18 @@ def _label_index(classes: list[str], label: str, where: str) -> int:
     except ValueError:
         raise LayoutError(
             f"{where}: label {label!r} does not occur in the training split, so the model cannot learn it. "
-            "Add training videos of that class or remove it from the validation split."
+            "Add training videos of that class or remove it from the split that has it."
         ) from None
 
 
-def _read_class_folders(root: Path) -> tuple[list[str], list[VideoRecord], list[VideoRecord]]:
+Splits = dict[str, list[VideoRecord]]
+
+
+def _read_class_folders(root: Path) -> tuple[list[str], Splits]:
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    splits: dict[str, list[VideoRecord]] = {}
+    splits: Splits = {}
     ignored: list[Path] = []
-    for split in SPLITS:
+    for split in (*SPLITS, TEST_SPLIT) if (root / TEST_SPLIT).is_dir() else SPLITS:
         records = []
         for class_dir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
             label = _label_index(classes, class_dir.name, str(class_dir))
@@ -134,7 +160,7 @@ def _read_class_folders(root: Path) -> tuple[list[str], list[VideoRecord], list[
     if ignored:
         names = ", ".join(str(p) for p in ignored[:20]) + (" ..." if len(ignored) > 20 else "")
         logger.warning("ignored %d files that are not videos (%s): %s", len(ignored), "/".join(VIDEO_EXTENSIONS), names)
-    return classes, splits["train"], splits["val"]
+    return classes, splits
 
 
 def kinetics_clip_name(youtube_id: str, time_start: float, time_end: float) -> str:
@@ -151,15 +177,18 @@ def _read_kinetics_rows(csv_path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def _read_kinetics_csv(root: Path) -> tuple[list[str], list[VideoRecord], list[VideoRecord]]:
+def _read_kinetics_csv(root: Path) -> tuple[list[str], Splits]:
     annotations = root / "annotations"
     val_csv = next((annotations / n for n in ("validate.csv", "val.csv") if (annotations / n).is_file()), None)
     if val_csv is None:
         raise LayoutError(f"{annotations} has train.csv but no validate.csv; {LAYOUTS_HELP}")
-    rows = {"train": _read_kinetics_rows(annotations / "train.csv"), "val": _read_kinetics_rows(val_csv)}
+    csvs = {"train": annotations / "train.csv", "val": val_csv}
+    if (annotations / "test.csv").is_file():
+        csvs[TEST_SPLIT] = annotations / "test.csv"
+    rows = {split: _read_kinetics_rows(csv_path) for split, csv_path in csvs.items()}
     classes = sorted({row["label"] for row in rows["train"]})
     splits = {}
-    for split, csv_path in (("train", annotations / "train.csv"), ("val", val_csv)):
+    for split, csv_path in csvs.items():
         records, absent = [], 0
         for line, row in enumerate(rows[split], start=2):
             label = _label_index(classes, row["label"], f"{csv_path}:{line}")
@@ -179,12 +208,12 @@ def _read_kinetics_csv(root: Path) -> tuple[list[str], list[VideoRecord], list[V
                 len(records),
             )
         splits[split] = records
-    return classes, splits["train"], splits["val"]
+    return classes, splits
 
 
-def _read_pytorchvideo_csv(root: Path) -> tuple[list[str], list[VideoRecord], list[VideoRecord]]:
+def _read_pytorchvideo_csv(root: Path) -> tuple[list[str], Splits]:
     splits: dict[str, list[tuple[Path, int]]] = {}
-    for split in SPLITS:
+    for split in (*SPLITS, TEST_SPLIT) if (root / f"{TEST_SPLIT}.csv").is_file() else SPLITS:
         csv_path = root / f"{split}.csv"
         entries = []
         for line_no, line in enumerate(csv_path.read_text().splitlines(), start=1):
@@ -213,4 +242,4 @@ def _read_pytorchvideo_csv(root: Path) -> tuple[list[str], list[VideoRecord], li
                 len(present),
             )
         records[split] = present
-    return classes, records["train"], records["val"]
+    return classes, records

@@ -4,11 +4,13 @@ A shard folder (local, or a bucket URL such as s3://bucket/kinetics) holds:
 
     shards.json          the class list, how many videos each split holds, and a sample of header facts
     train/, val/         LitData chunks (`litdata.optimize`): one sample per readable video
+    test/                the same, where the source dataset has a test split
 
 A sample is the video file's bytes (re-encoded or as they were), never decoded frames, so shards stay the size
-of the videos. Training decodes them from memory with the same decoder (`video.py`) and the same clip sampling
-as the file layouts; `StreamingDataset` gives each rank and node a disjoint share, reshuffles every epoch and
-saves its position for a mid-epoch resume; URLs are downloaded chunk by chunk into a local cache.
+of the videos. Training decodes them from memory with the same decoder (`video.py`) and the same reads
+(`reads.py`, through `sample_item`) as the file layouts; `StreamingDataset` gives each rank and node a disjoint
+share, reshuffles every epoch and saves its position for a mid-epoch resume; URLs are downloaded chunk by chunk
+into a local cache.
 
 Samples: index (the video's position in its split, the batches' video_index), name (its path relative to the
 source dataset, the name errors give), label, video (bytes), duration_s, fps, width, height, codec.
@@ -20,6 +22,7 @@ import json
 import random
 import shutil
 import signal
+import struct
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -31,20 +34,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from video_processing.data.datasets import video_name
-from video_processing.data.items import collate_clips, empty_item, make_item, no_clips
-from video_processing.data.layouts import SPLITS, VideoRecord, check_splits, load_dataset
+from video_processing.data.datasets import Read, read_item, video_name
+from video_processing.data.items import Clips, collate_clips, empty_item
+from video_processing.data.layouts import VideoRecord, check_splits, load_dataset
 from video_processing.data.loaders import Hinting
-from video_processing.data.video import (
-    EncodedVideo,
-    VideoError,
-    VideoInfo,
-    decode_constant_clips,
-    decode_random_clip,
-    decode_uniform_clips,
-    open_video,
-    video_info,
-)
+from video_processing.data.video import EncodedVideo, VideoError, VideoInfo, open_video, video_info
 
 if TYPE_CHECKING:
     import litdata
@@ -55,7 +49,6 @@ REMOTE_PREFIXES = ("s3://", "gs://", "azure://", "r2://", "local:")
 # Header facts kept in shards.json per split, for the data module's clip checks before training.
 HEADER_SAMPLES_PER_SPLIT = 16
 
-Transform = Callable[[torch.Tensor], torch.Tensor]
 Encoder = Callable[[Path], bytes]
 
 
@@ -140,9 +133,9 @@ def write_shards(
     check_splits(dataset, src)  # what training will ask of the shards, told before hours of writing
     dst.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[Path, str]] = []
-    for split in SPLITS:
+    for split in dataset.splits():
         failures += _write_split(dataset.split(split), src, dst, split, encode, chunk_bytes, workers)
-    _write_metadata(dst, dataset.classes, dataset.layout)
+    _write_metadata(dst, dataset.classes, dataset.splits())
     return failures
 
 
@@ -196,17 +189,17 @@ def _read_failures(failures_file: Path) -> list[tuple[Path, str]]:
     return [(Path(path), reason) for path, reason in map(json.loads, failures_file.read_text().splitlines())]
 
 
-def _write_metadata(dst: Path, classes: list[str], layout: str) -> None:
+def _write_metadata(dst: Path, classes: list[str], splits: tuple[str, ...]) -> None:
     """shards.json: classes, videos per split, and header facts of a spread of samples."""
     counts, headers = {}, []
-    for split in SPLITS:
+    for split in splits:
         samples = _litdata().StreamingDataset(str(dst / split))
         counts[split] = len(samples)
         step = max(1, len(samples) // HEADER_SAMPLES_PER_SPLIT)
         for i in range(0, len(samples), step)[:HEADER_SAMPLES_PER_SPLIT]:
             sample = samples[i]
             headers.append({field: sample[field] for field in VideoInfo.__dataclass_fields__})
-    metadata = {"classes": classes, "source_layout": layout, "videos": counts, "headers": headers}
+    metadata = {"classes": classes, "videos": counts, "headers": headers}
     (dst / METADATA).write_text(json.dumps(metadata, indent=1) + "\n")
 
 
@@ -248,66 +241,20 @@ def read_info(location: str | Path, cache_dir: str | Path | None = None) -> Shar
     return ShardsInfo(metadata["classes"], metadata["videos"], headers)
 
 
-def _item(sample: dict, clips: torch.Tensor) -> dict:
-    """The item of a sample whose clips were read (the file datasets' item for the same video)."""
-    return make_item(clips, label=sample["label"], video_name=sample["name"], video_index=sample["index"])
-
-
-@dataclass(frozen=True)
-class RandomClipFromSample:
-    """A shard sample -> one random clip, transformed (the item RandomClipDataset gives for a file)."""
-
-    clip_duration_s: float
-    num_frames: int
-    crop_size: int
-    transform: Transform
-
-    def __call__(self, sample: dict) -> dict:
-        video = EncodedVideo(sample["name"], bytes(sample["video"]))
-        try:
-            frames = decode_random_clip(video, self.clip_duration_s, self.num_frames)
-        except VideoError as e:  # a stream cannot hand out another video in its place: skipped, and named
-            return empty_item(no_clips(self.num_frames, self.crop_size), e.path, e.reason)
-        return _item(sample, self.transform(frames).unsqueeze(0))
-
-
-@dataclass(frozen=True)
-class UniformClipsFromSample:
-    """A shard sample -> every back-to-back clip, transformed (the item UniformClipsDataset gives for a file)."""
-
-    clip_duration_s: float
-    num_frames: int
-    crop_size: int
-    transform: Transform
-
-    def __call__(self, sample: dict) -> dict:
-        video = EncodedVideo(sample["name"], bytes(sample["video"]))
-        try:
-            views = self._views(video)
-        except VideoError as e:
-            return empty_item(no_clips(self.num_frames, self.crop_size), e.path, e.reason)
-        return _item(sample, views)
-
-    def _views(self, video: EncodedVideo) -> torch.Tensor:
-        clips = decode_uniform_clips(video, self.clip_duration_s, self.num_frames)
-        return torch.stack([self.transform(clip) for clip in clips])
-
-
-@dataclass(frozen=True)
-class MultiViewClipsFromSample(UniformClipsFromSample):
-    """A shard sample -> the multi-view test's clips x crops (the item MultiViewClipsDataset gives for a file)."""
-
-    clips_per_video: int
-
-    def _views(self, video: EncodedVideo) -> torch.Tensor:
-        clips = decode_constant_clips(video, self.clip_duration_s, self.num_frames, self.clips_per_video)
-        return torch.cat([self.transform(clip) for clip in clips])
+def sample_item(sample: dict, *, read: Read, empty: Clips) -> dict:
+    """A shard sample -> the item a file dataset gives for the same video, its clips read from the sample's bytes
+    by `read` (`reads.py`). A stream cannot hand out another video in its place: one that cannot be read gives an
+    item of `empty` clips, named in "skipped"."""
+    video = EncodedVideo(sample["name"], bytes(sample["video"]))
+    return read_item(
+        read, video, empty=empty, label=sample["label"], video_name=sample["name"], video_index=sample["index"]
+    )
 
 
 def streaming_split(
     location: str | Path,
     split: str,
-    to_item: RandomClipFromSample | UniformClipsFromSample | MultiViewClipsFromSample,
+    to_item: Callable[[dict], dict],
     *,
     shuffle: bool,
     cache_dir: str | Path | None = None,
@@ -321,13 +268,59 @@ def streaming_split(
     split_location = f"{str(location).rstrip('/')}/{split}"
     if not is_remote(location) and not (Path(location) / split / "index.json").is_file():
         raise FileNotFoundError(f"{split_location}/index.json is missing: the shard folder is incomplete")
-    return _litdata().StreamingDataset(
+    return _damage_skipping_dataset()(
         split_location,
         cache_dir=None if cache_dir is None else str(cache_dir),
         shuffle=shuffle,
         drop_last=None if shuffle else False,
         transform=to_item,
     )
+
+
+def _read_or_skip(self, index):
+    """A sample of a damaged chunk (zeroed, truncated) becomes an item skipped like an unreadable video, naming the
+    chunk, so training goes on with the others and counts what it lost. The chunk's other samples are then skipped
+    at once (a truncated local chunk would otherwise be waited for, sample by sample)."""
+    chunk = getattr(index, "chunk_index", None)
+    damaged = self.__dict__.setdefault("_damaged_chunks", {})
+    if chunk not in damaged:
+        try:
+            return _litdata().StreamingDataset.__getitem__(self, index)
+        except (RuntimeError, OSError, struct.error, ValueError, EOFError) as e:  # LitData's chunk errors
+            if chunk is None:
+                raise
+            name = self.cache._reader.config._chunks[chunk]["filename"]
+            detail = str(e).split(". ")[0] or type(e).__name__
+            damaged[chunk] = (f"{self.input_dir.url or self.input_dir.path}/{name}", f"damaged shard chunk ({detail})")
+    to_item = self.transform[-1] if isinstance(self.transform, list) else self.transform  # LitData may list it
+    return empty_item(to_item.keywords["empty"], *damaged[chunk])  # to_item: partial(sample_item, ..., empty=)
+
+
+def _next_past_damage(self):
+    """LitData maps the next chunks ahead when it starts a chunk (local folders): a damaged one fails there, before
+    its samples are read. The sample in hand is read nonetheless; the damaged chunk's own samples are then skipped
+    by `_read_or_skip`."""
+    try:
+        return _litdata().StreamingDataset.__next__(self)
+    except (RuntimeError, OSError, struct.error, ValueError, EOFError):
+        if not self.upcoming_indexes:  # not the look-ahead: the error is the sample's own
+            raise
+        return _litdata().StreamingDataset.__next__(self)
+
+
+@cache
+def _damage_skipping_dataset() -> type:
+    """LitData's StreamingDataset with `_read_or_skip` (made on first use: litdata is an optional extra); found by
+    pickle through the module's `__getattr__`."""
+    return type("DamageSkippingStreamingDataset", (_litdata().StreamingDataset,), {
+        "__getitem__": _read_or_skip, "__next__": _next_past_damage, "__module__": __name__
+    })  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name == "DamageSkippingStreamingDataset":
+        return _damage_skipping_dataset()
+    raise AttributeError(name)
 
 
 def streaming_loader(

@@ -1,4 +1,5 @@
-"""The two transform presets, train and eval, on uint8 clips (T, C, H, W) from `video.py`.
+"""The clip settings and the transform presets they make (train, eval, the test's views), on uint8 clips
+(T, C, H, W) from `video.py`.
 
 Frames stay uint8 through resizing and cropping, so the costly float conversion and normalization run on the
 cropped clip only, and training resizes only the pixels its crop keeps. Both presets end with a (C, T, H, W)
@@ -8,13 +9,14 @@ decoding (see `video.py`), before any pixel is converted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+# Per-channel normalization of PyTorchVideo's Kinetics models (and their registry entries in `models.backbones`).
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 
@@ -87,6 +89,23 @@ def resized_crop(video: torch.Tensor, box: CropBox, crop_size: int) -> torch.Ten
     return tv_tensors.Video(crop.contiguous())
 
 
+# Per-clip augmentations of the modern recipe, by the name the data module's `augment` takes.
+CLIP_AUGMENTATIONS = {"randaugment": v2.RandAugment, "trivialaugment": v2.TrivialAugmentWide}
+
+
+def clip_augmentation(name: str | None) -> v2.Transform | None:
+    """RandAugment or TrivialAugmentWide for uint8 videos (T, C, H, W), or None for `name` None.
+
+    On a `tv_tensors.Video` a v2 transform draws its operation and magnitude once per call, so every frame of
+    a clip gets the same one: the clip stays one coherent motion.
+    """
+    if name is None:
+        return None
+    if name not in CLIP_AUGMENTATIONS:
+        raise ValueError(f"augment={name!r}: choose one of {sorted(CLIP_AUGMENTATIONS)}, or leave it unset")
+    return CLIP_AUGMENTATIONS[name]()
+
+
 def train_preset(
     *,
     crop_size: int = 224,
@@ -96,17 +115,21 @@ def train_preset(
     mean: tuple[float, float, float] = KINETICS_MEAN,
     std: tuple[float, float, float] = KINETICS_STD,
     uint8: bool = False,
+    augment: str | None = None,
 ) -> v2.Compose:
-    """Random short-side scale and random crop (one step), horizontal flip, then float and normalize.
+    """Random short-side scale and random crop (one step), horizontal flip, the clip's augmentation (`augment`:
+    "randaugment", "trivialaugment", or None), then float and normalize.
 
     uint8=True leaves out float and normalize: the clip stays uint8 (C, T, H, W), a quarter of the bytes, and
     `normalize_clips` finishes it wherever the batch lands (the GPU); the result is the same.
     """
+    augmentation = clip_augmentation(augment)
     return v2.Compose(
         [
             AsVideo(),
             RandomShortSideScaleCrop(crop_size, min_short_side, max_short_side),
             v2.RandomHorizontalFlip(hflip_prob),
+            *([augmentation] if augmentation else []),
             # in place: ToDtype made a new tensor, so no caller's data is overwritten
             *_float_steps(mean, std, uint8=uint8, inplace=True),
             ToCTHW(),
@@ -228,3 +251,60 @@ def denormalize(
     m = torch.tensor(mean).view(-1, 1, 1, 1)
     s = torch.tensor(std).view(-1, 1, 1, 1)
     return (video * s + m).clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """How clips are cut and transformed: one set for training (`KineticsDataModule`'s arguments of the same
+    names), for a checkpoint's classifier (`inference.classifiers`) and for an exported model's sidecar.
+
+    clip_duration: seconds of video per clip; num_frames: frames kept per clip; crop_size: side of the square crop;
+    min_short_side, max_short_side: training scales the short side into this range, evaluation to min_short_side;
+    hflip_prob: training's horizontal flips; mean, std: per-channel normalization; augment: training's
+    RandAugment or TrivialAugmentWide ("randaugment", "trivialaugment" or None).
+    """
+
+    clip_duration: float
+    num_frames: int
+    crop_size: int
+    min_short_side: int
+    max_short_side: int
+    hflip_prob: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    augment: str | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ClipSettings:
+        """The settings among `values` (a data module's hparams, a sidecar's JSON); other keys are ignored, and a
+        setting with a default may be missing (files written before it existed)."""
+        fields = cls.__dataclass_fields__
+        settings = {name: values[name] for name in fields if name in values or fields[name].default is MISSING}
+        return cls(**{**settings, "mean": tuple(settings["mean"]), "std": tuple(settings["std"])})
+
+    def train_transform(self, *, uint8: bool = False) -> v2.Compose:
+        return train_preset(
+            crop_size=self.crop_size,
+            min_short_side=self.min_short_side,
+            max_short_side=self.max_short_side,
+            hflip_prob=self.hflip_prob,
+            mean=self.mean,
+            std=self.std,
+            uint8=uint8,
+            augment=self.augment,
+        )
+
+    def eval_transform(self, *, uint8: bool = False) -> v2.Compose:
+        return eval_preset(
+            crop_size=self.crop_size, short_side=self.min_short_side, mean=self.mean, std=self.std, uint8=uint8
+        )
+
+    def test_transform(self, num_crops: int, *, uint8: bool = False) -> v2.Compose:
+        return multi_view_preset(
+            crop_size=self.crop_size,
+            short_side=self.min_short_side,
+            num_crops=num_crops,
+            mean=self.mean,
+            std=self.std,
+            uint8=uint8,
+        )

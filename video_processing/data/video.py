@@ -1,4 +1,6 @@
-"""Opening a video file and decoding clip windows to uint8 frames: the only place that decodes with PyAV.
+"""Opening a video file (or a shard's bytes) and decoding clip windows to uint8 frames with PyAV: every clip a
+dataset reads is decoded here. (Inference's streams, `inference.streams`, decode a source once in order with
+PyAV too, through this module's opening and colour conversion.)
 
 It also plans clips (`plan_*`: which frames a clip keeps, from packet timestamps) for `decoders.py`'s torchcodec.
 
@@ -21,6 +23,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +36,13 @@ if TYPE_CHECKING:
     from video_processing.data.transforms import CropBox
 
 logger = logging.getLogger("video_processing")
+
+# The largest frame opened (8192 x 8192): a decoder holds several frames of this size, so larger ones are refused.
+MAX_FRAME_PIXELS = 8192 * 8192
+# Frames whose short side is more than this many times the short side a caller asks for are scaled down to it as
+# they are decoded, so a window never holds full-size frames of a huge video. Smaller ones are kept as decoded, so
+# the eval preset scales them exactly as in validation.
+SCALE_AT_DECODE_ABOVE = 2.0
 
 
 class VideoError(RuntimeError):
@@ -100,6 +110,14 @@ def open_video(path: VideoSource) -> av.container.InputContainer:
     if stream.codec_context is None:  # an mp4 cut inside its index lists the stream without its codec
         container.close()
         raise VideoError(path, "video stream without decoder parameters (damaged or truncated header)")
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width * height > MAX_FRAME_PIXELS:
+        container.close()
+        raise VideoError(
+            path,
+            f"frames of {width}x{height} are more than the {MAX_FRAME_PIXELS:,} pixels a frame may have here; "
+            "scale the video down first (python -m video_processing.prepare SRC DST --short-side 256)",
+        )
     stream.thread_type = "SLICE"
     stream.thread_count = 1
     return container
@@ -140,13 +158,48 @@ def random_clip_window(
     return start, start + clip_duration_s
 
 
-def uniform_clip_windows(duration_s: float, clip_duration_s: float) -> list[tuple[float, float]]:
+@dataclass(frozen=True)
+class UniformWindows:
+    """Back-to-back windows [start + k * clip_s, start + (k + 1) * clip_s) for k < count, placed without being
+    listed: a video whose last frame sits 1e9 s after the others states a duration of a billion clips."""
+
+    start: float
+    clip_s: float
+    count: int
+
+    def __getitem__(self, k: int) -> tuple[float, float]:
+        if not -self.count <= k < self.count:
+            raise IndexError(k)
+        k %= self.count
+        return k * self.clip_s + self.start, (k + 1) * self.clip_s + self.start
+
+    def __len__(self) -> int:
+        return self.count
+
+    def index(self, time_s: float) -> int:
+        """The k of the window holding `time_s` (possibly outside 0..count-1)."""
+        k = math.floor((time_s - self.start) / self.clip_s)
+        while k * self.clip_s + self.start > time_s:  # the window bounds decide, whatever the rounding
+            k -= 1
+        while (k + 1) * self.clip_s + self.start <= time_s:
+            k += 1
+        return k
+
+    def shifted(self, offset_s: float) -> UniformWindows:
+        return UniformWindows(self.start + offset_s, self.clip_s, self.count)
+
+
+# Clip windows: a list of (start, end), or back-to-back ones placed without a list.
+Windows = list[tuple[float, float]] | UniformWindows
+
+
+def uniform_clip_windows(duration_s: float, clip_duration_s: float) -> UniformWindows:
     """Back-to-back clips covering the video, as PyTorchVideo's uniform clip sampler places them.
 
     A trailing part shorter than a clip is left out; a video shorter than one clip gives one clip.
     """
     count = max(1, math.floor(duration_s / clip_duration_s + 1e-6))
-    return [(k * clip_duration_s, (k + 1) * clip_duration_s) for k in range(count)]
+    return UniformWindows(0.0, clip_duration_s, count)
 
 
 def constant_clip_windows(duration_s: float, clip_duration_s: float, clips_per_video: int) -> list[tuple[float, float]]:
@@ -195,10 +248,19 @@ def decode_constant_clips(
     )
 
 
-def decode_last_clip(path: VideoSource, clip_duration_s: float, num_frames: int) -> torch.Tensor:
-    """Decode the last window of `clip_duration_s` the header promises: a truncated download fails here."""
+def decode_last_clip(
+    path: VideoSource, clip_duration_s: float, num_frames: int, short_side: int | None = None
+) -> torch.Tensor:
+    """Decode the last window of `clip_duration_s` the header promises: a truncated download fails here.
+
+    `short_side`: frames much larger are scaled down to it as they are decoded (see `SCALE_AT_DECODE_ABOVE`).
+    """
     return _decode_file(
-        path, clip_duration_s, num_frames, lambda d: [(max(d - clip_duration_s, 0.0), max(d, clip_duration_s))]
+        path,
+        clip_duration_s,
+        num_frames,
+        lambda d: [(max(d - clip_duration_s, 0.0), max(d, clip_duration_s))],
+        read=partial(_decode_windows, short_side=short_side),
     )[0]
 
 
@@ -208,7 +270,7 @@ class PlannedClip:
 
     `times` are the kept frames' presentation times in seconds, exactly the frames `decode_*` would return;
     `height` and `width` are the size of the displayed frames, after the stream's display rotation. A training plan
-    adds the train preset's crop `box` and `flip` (`planning.TrainClipPlanner`); `box` None means the eval preset's
+    adds the train preset's crop `box` and `flip` (`reads.TrainClipPlanner`); `box` None means the eval preset's
     scale and centre crop.
     """
 
@@ -242,10 +304,10 @@ def plan_uniform_clips(path: str | Path, clip_duration_s: float, num_frames: int
 
 
 def _plan_windows(
-    container: av.container.InputContainer, path: Path, windows: list[tuple[float, float]], num_frames: int
+    container: av.container.InputContainer, path: Path, windows: Windows, num_frames: int
 ) -> list[PlannedClip]:
     info = video_info(container)
-    packets, kept_times = _read_kept_times(container, path, windows, num_frames)
+    packets, windows, kept_times = _read_kept_times(container, path, windows, num_frames)
     height, width = (
         (info.width, info.height) if _stream_quarter_turns(container, packets) % 2 else (info.height, info.width)
     )
@@ -279,7 +341,7 @@ def _decode_file(
     path: VideoSource,
     clip_duration_s: float,
     num_frames: int,
-    windows_for: Callable[[float], list[tuple[float, float]]],
+    windows_for: Callable[[float], Windows],
     read: Callable[..., list] | None = None,
 ) -> list:
     """Open `path`, place windows by its duration from its start time, decode them (or `read` them), close it.
@@ -290,7 +352,10 @@ def _decode_file(
     try:
         start = start_time_s(container) or 0.0
         duration = _usable_duration(path, video_info(container), clip_duration_s)
-        windows = [(a + start, b + start) for a, b in windows_for(duration)]
+        placed = windows_for(duration)
+        windows = (
+            placed.shifted(start) if isinstance(placed, UniformWindows) else [(a + start, b + start) for a, b in placed]
+        )
         return (read or _decode_windows)(container, path, windows, num_frames)
     except av.error.FFmpegError as e:
         raise VideoError(path, f"decoding failed ({e})") from None
@@ -314,30 +379,35 @@ def _usable_duration(path: VideoSource, info: VideoInfo, clip_duration_s: float)
 
 
 def _decode_windows(
-    container: av.container.InputContainer, path: VideoSource, windows: list[tuple[float, float]], num_frames: int
+    container: av.container.InputContainer,
+    path: VideoSource,
+    windows: Windows,
+    num_frames: int,
+    short_side: int | None = None,
 ) -> list[torch.Tensor]:
     """Decode the windows (sorted by start and end) in one pass, converting only the kept frames to RGB.
 
     The packets are read first: their timestamps tell which frames fall in each window and which are kept,
     without decoding. Frames that are neither kept nor referenced by later frames are then not even decoded
-    (about half of an H.264 stream with B-frames); the kept frames decode exactly as in a full decode.
+    (about half of an H.264 stream with B-frames); the kept frames decode exactly as in a full decode, and are
+    converted as they are decoded (scaled down to `short_side` when much larger, see `SCALE_AT_DECODE_ABOVE`).
     """
     stream = container.streams.video[0]
     time_base = stream.time_base or Fraction(1, av.time_base)
-    packets, kept_times = _read_kept_times(container, path, windows, num_frames)
+    packets, _, kept_times = _read_kept_times(container, path, windows, num_frames)
     wanted = {round(t / time_base) for times in kept_times for t in times}
-    frames = _decode_wanted(stream, packets, wanted)
-    if missing := wanted - frames.keys():
-        raise VideoError(path, f"decoding failed ({len(missing)} frames of the clip did not decode)")
     reformatter = VideoReformatter()  # one converter for all frames: `frame.to_ndarray(format=...)` sets up
     # a new one per frame, which costs twice the conversion itself; the pixels are the same
-    return [frames_to_rgb(reformatter, [frames[round(t / time_base)] for t in times]) for times in kept_times]
+    frames = _decode_wanted(stream, packets, wanted, partial(frame_to_rgb, reformatter, short_side=short_side))
+    if missing := wanted - frames.keys():
+        raise VideoError(path, f"decoding failed ({len(missing)} frames of the clip did not decode)")
+    return [_stacked([frames[round(t / time_base)] for t in times]) for times in kept_times]
 
 
 def _read_kept_times(
-    container: av.container.InputContainer, path: Path, windows: list[tuple[float, float]], num_frames: int
-) -> tuple[list[av.Packet], list[list[float]]]:
-    """The packets covering the windows and, per window, the presentation times of its kept frames.
+    container: av.container.InputContainer, path: Path, windows: Windows, num_frames: int
+) -> tuple[list[av.Packet], list[tuple[float, float]], list[list[float]]]:
+    """The packets covering the windows, the windows that hold `num_frames` frames and their kept frames' times.
 
     Reads packets only: their timestamps decide the kept frames, with no frame decoded.
     """
@@ -348,7 +418,41 @@ def _read_kept_times(
         container.seek(start_pts, stream=stream, backward=True, any_frame=False)
     packets = _packets_until(container, stream, windows[-1][1] / time_base)
     presented = sorted(float(p.pts * time_base) for p in packets if p.pts is not None)
-    return packets, [_kept_times(path, window, presented, num_frames) for window in windows]
+    if isinstance(windows, UniformWindows):
+        return packets, *_uniform_kept_times(path, windows, presented, num_frames)
+    return packets, list(windows), [_kept_times(path, window, presented, num_frames) for window in windows]
+
+
+def _uniform_kept_times(
+    path: VideoSource, windows: UniformWindows, presented: list[float], num_frames: int
+) -> tuple[list[tuple[float, float]], list[list[float]]]:
+    """The windows holding at least `num_frames` frames, and their kept frames' times, found from the frames (so
+    the work is bounded by the frames, whatever the number of windows). The others (a gap in the timestamps, a
+    truncated end) are skipped with one warning; VideoError when no window is left."""
+    inside: dict[int, list[float]] = {}
+    for time in presented:
+        if 0 <= (k := windows.index(time)) < len(windows):
+            inside.setdefault(k, []).append(time)
+    kept = {k: times for k, times in inside.items() if len(times) >= num_frames}
+    if not kept:
+        k = min(inside, default=0)
+        _kept_times(path, windows[k], inside.get(k, []), num_frames)  # raises "too short", naming the window
+    if skipped := len(windows) - len(kept):
+        first = next(k for k in itertools.count() if k not in kept)
+        last = next(k for k in itertools.count(len(windows) - 1, -1) if k not in kept)
+        logger.warning(
+            "%s: skipped %d of %d clip windows, between %.2f s and %.2f s, with fewer than num_frames=%d frames "
+            "(a gap in the timestamps or a truncated file)",
+            path,
+            skipped,
+            len(windows),
+            windows[first][0],
+            windows[last][1],
+            num_frames,
+        )
+    order = sorted(kept)
+    kept_times = [[kept[k][i] for i in subsample_indices(len(kept[k]), num_frames)] for k in order]
+    return [windows[k] for k in order], kept_times
 
 
 def _packets_until(container: av.container.InputContainer, stream, end_pts: float) -> list[av.Packet]:
@@ -375,8 +479,11 @@ def _kept_times(path: VideoSource, window: tuple[float, float], presented: list[
     return [inside[i] for i in subsample_indices(len(inside), num_frames)]
 
 
-def _decode_wanted(stream, packets: list[av.Packet], wanted: set[int]) -> dict[int, av.VideoFrame]:
-    """Decode `packets`, skipping frames that are not wanted and that no other frame refers to."""
+def _decode_wanted(
+    stream, packets: list[av.Packet], wanted: set[int], convert: Callable[[av.VideoFrame], np.ndarray]
+) -> dict[int, np.ndarray]:
+    """Decode `packets`, skipping frames that are not wanted and that no other frame refers to; the wanted ones
+    are converted as they come, so no decoded frame is held."""
     codec = stream.codec_context
     frames = {}
     for packet in [*packets, None]:  # None drains the frames the decoder holds back for reordering
@@ -384,14 +491,40 @@ def _decode_wanted(stream, packets: list[av.Packet], wanted: set[int]) -> dict[i
         codec.skip_frame = "DEFAULT" if packet is None or packet.pts in wanted else "NONREF"
         for frame in codec.decode(packet):
             if frame.pts in wanted:
-                frames[frame.pts] = frame
+                frames[frame.pts] = convert(frame)
     return frames
 
 
-def frames_to_rgb(reformatter: VideoReformatter, frames: list[av.VideoFrame]) -> torch.Tensor:
-    """Frames -> uint8 RGB (T, C, H, W), turned upright as the stream's display rotation says."""
-    rgb = _upright(np.stack([reformatter.reformat(f, format="rgb24").to_ndarray() for f in frames]), frames[0])
-    return torch.from_numpy(rgb).permute(0, 3, 1, 2)
+def decode_size(width: int, height: int, short_side: int | None) -> tuple[int, int] | None:
+    """(width, height) to scale a frame to as it is decoded: short side `short_side`, aspect kept; None to keep it.
+
+    Only frames whose short side is more than SCALE_AT_DECODE_ABOVE times `short_side` are scaled.
+    """
+    if short_side is None or min(width, height) <= SCALE_AT_DECODE_ABOVE * short_side:
+        return None
+    scale = short_side / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def frame_to_rgb(reformatter: VideoReformatter, frame: av.VideoFrame, short_side: int | None = None) -> np.ndarray:
+    """A frame -> uint8 RGB (H, W, 3), turned upright as the stream's display rotation says, and scaled down in
+    the same swscale call ("area" averaging) when `decode_size` says so."""
+    if size := decode_size(frame.width, frame.height, short_side):
+        rgb = reformatter.reformat(frame, *size, "rgb24", interpolation="AREA").to_ndarray()
+    else:
+        rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
+    return _upright(rgb, frame)
+
+
+def frames_to_rgb(
+    reformatter: VideoReformatter, frames: list[av.VideoFrame], short_side: int | None = None
+) -> torch.Tensor:
+    """Frames -> uint8 RGB (T, C, H, W), upright and scaled as `frame_to_rgb` makes them."""
+    return _stacked([frame_to_rgb(reformatter, f, short_side) for f in frames])
+
+
+def _stacked(rgb: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2)
 
 
 def _upright(rgb: np.ndarray, frame: av.VideoFrame) -> np.ndarray:

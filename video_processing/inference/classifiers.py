@@ -6,32 +6,23 @@ weights, or an ONNX file written by `video_processing.export`; `predict` and `ex
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from video_processing.classification import VideoClassificationLightningModule
-from video_processing.data.transforms import eval_preset
+from video_processing.data.transforms import ClipSettings
 from video_processing.inference.checkpoints import load_module
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.models.backbones import KINETICS_CLASSES, Backbone, get_backbone, kinetics400_classes
 from video_processing.models.exported import OnnxModel, read_sidecar
 
 
-@dataclass(frozen=True)
-class ClipSettings:
-    """How the checkpoint's data module cut and normalized clips."""
-
-    clip_duration: float
-    min_short_side: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
 @dataclass
 class Classifier:
-    """A trained model with the class names and clip settings it was trained with."""
+    """A trained model with the class names and clip settings it was trained with (its frames and crop size are
+    the network's)."""
 
     module: VideoClassificationLightningModule | OnnxModel
     class_names: list[str]
@@ -72,12 +63,13 @@ def pretrained_classifier(
 def load_exported(path: str | Path) -> Classifier:
     """An ONNX file written by `video_processing.export`, with the settings of its sidecar JSON."""
     sidecar = read_sidecar(path)
-    clips = ClipSettings(sidecar.clip_duration, sidecar.short_side, tuple(sidecar.mean), tuple(sidecar.std))
-    return Classifier(OnnxModel(path, sidecar), sidecar.classes, clips)
+    return Classifier(OnnxModel(path, sidecar), sidecar.classes, sidecar.clips)
 
 
 def _expected_clips(entry: Backbone) -> ClipSettings:
-    return ClipSettings(entry.clip_duration_s, entry.short_side, entry.mean, entry.std)
+    """The clips the entry's pretrained weights expect: evaluation's (short side `short_side`, no range, no flip)."""
+    short, mean, std = entry.short_side, entry.mean, entry.std  # min and max short side alike, hflip_prob 0
+    return ClipSettings(entry.clip_duration_s, entry.num_frames, entry.crop_size, short, short, 0.0, mean, std)
 
 
 def _class_names(hparams) -> list[str]:
@@ -89,17 +81,13 @@ def _class_names(hparams) -> list[str]:
 
 
 def _clip_settings(hparams, data_hparams: dict) -> ClipSettings:
-    """The data module's settings saved in the checkpoint, else those the backbone's registry entry expects."""
+    """The data module's settings saved in the checkpoint, else those the backbone's registry entry expects; the
+    frames and crop size are the network's."""
     defaults = _expected_clips(get_backbone(hparams.get("backbone", "resnet")))
-    return ClipSettings(**{name: data_hparams.get(name, default) for name, default in asdict(defaults).items()})
+    network = {"num_frames": hparams["num_frames"], "crop_size": hparams["crop_size"]}
+    return ClipSettings.from_dict({**vars(defaults), **data_hparams, **network})
 
 
 def classifier_preset(classifier: Classifier) -> torch.nn.Module:
     """The eval preset with the classifier's crop, short side and normalization."""
-    settings = classifier.clips
-    return eval_preset(
-        crop_size=classifier.module.hparams.crop_size,
-        short_side=settings.min_short_side,
-        mean=settings.mean,
-        std=settings.std,
-    )
+    return classifier.clips.eval_transform()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from video_processing.data.downloads import redact
 from video_processing.data.handover import Handover
 from video_processing.data.video import VideoError, open_video
 from video_processing.inference.classifiers import (
@@ -53,7 +54,8 @@ def predict_video(classifier: Classifier, path: str | Path, top_k: int = 5) -> P
     clip_s, num_frames = classifier.clips.clip_duration, classifier.module.hparams.num_frames
     total, count = 0.0, 0
     with open_video(path) as container:
-        for _, logits in window_logits(classifier, stream_clips(container, path, clip_s, clip_s, num_frames)):
+        clips = stream_clips(container, path, clip_s, clip_s, num_frames, short_side=classifier.clips.min_short_side)
+        for _, logits in window_logits(classifier, clips):
             total, count = total + logits, count + 1
     if count == 0:
         raise VideoError(path, f"too short: no clip of {clip_s:g} s holds num_frames={num_frames} frames")
@@ -79,10 +81,16 @@ def window_probabilities(
         yield clip.start_s, clip.end_s, logits.softmax(0)
 
 
+def printable(text: str) -> str:
+    """`text` for a terminal: a password in a URL redacted, newlines and control characters (terminal escapes)
+    written as Python escapes, so a class name or a file name cannot forge lines or move the cursor."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in redact(text))
+
+
 def format_prediction(prediction: Prediction) -> str:
-    """Text block: the file, then one line per class with its probability."""
-    lines = [f"{prediction.path} ({prediction.num_clips} clips)"]
-    lines += [f"  {probability:7.2%}  {name}" for name, probability in prediction.top]
+    """Text block: the file, then one line per class with its probability (both `printable`)."""
+    lines = [f"{printable(prediction.path)} ({prediction.num_clips} clips)"]
+    lines += [f"  {probability:7.2%}  {printable(name)}" for name, probability in prediction.top]
     return "\n".join(lines)
 
 
@@ -105,7 +113,7 @@ class SegmentWriter:
 
     def source(self, source: str) -> None:
         if self.style == "text":
-            self._print(source)
+            self._print(printable(source))
 
     def window(self, source: str, window: WindowLabel) -> None:
         self._row(source, "window", window)
@@ -115,10 +123,10 @@ class SegmentWriter:
 
     def _row(self, source: str, kind: str, row: WindowLabel | Segment) -> None:
         if self.style == "text":
-            times = f"{row.start_s:8.2f} - {row.end_s:8.2f} s  {row.probability:7.2%}  {row.label}"
+            times = f"{row.start_s:8.2f} - {row.end_s:8.2f} s  {row.probability:7.2%}  {printable(row.label)}"
             self._print(f"  segment {times}  ({row.num_windows} windows)" if kind == "segment" else f"  {times}")
             return
-        record = {"source": source, "kind": kind, **asdict(row)}
+        record = {"source": redact(source), "kind": kind, **asdict(row)}
         if self.csv:
             self.csv.writerow(record)
             self.stream.flush()
@@ -135,13 +143,20 @@ def is_live(source: str, input_format: str | None = None) -> bool:
 
 
 def _source_clips(
-    source: str, args: argparse.Namespace, window_s: float, num_frames: int, annotated: AnnotatedVideo | None
+    source: str,
+    args: argparse.Namespace,
+    window_s: float,
+    num_frames: int,
+    annotated: AnnotatedVideo | None,
+    short_side: int | None = None,
 ) -> Iterator[StreamClip]:
     with open_stream(source, args.input_format, args.timeout_s) as container:
         if annotated is not None:
             annotated.open(container, source)
         on_frame = annotated.add_frame if annotated is not None else None
-        yield from stream_clips(container, source, window_s, args.stride or window_s, num_frames, on_frame)
+        yield from stream_clips(
+            container, source, window_s, args.stride or window_s, num_frames, on_frame, short_side=short_side
+        )
 
 
 def predict_segments(
@@ -160,7 +175,9 @@ def predict_segments(
     window_s = args.window or classifier.clips.clip_duration
     realtime = is_live(source, args.input_format) if args.realtime is None else args.realtime
     num_frames = classifier.module.hparams.num_frames
-    clips = Handover(_source_clips(source, args, window_s, num_frames, annotated), drop=realtime)
+    clips = Handover(
+        _source_clips(source, args, window_s, num_frames, annotated, classifier.clips.min_short_side), drop=realtime
+    )
     merger = SegmentMerger()  # only the open segment is held: nothing grows with the stream
     writer.source(source)
     try:
@@ -171,7 +188,7 @@ def predict_segments(
             if (closed := merger.add(window)) is not None:
                 writer.segment(source, closed)
     except VideoError as e:
-        print(f"error: {source}: {e.reason}", file=sys.stderr)
+        print(f"error: {printable(source)}: {printable(e.reason)}", file=sys.stderr)
         return False
     finally:  # also on Ctrl-C and errors: the segment open so far, and what was dropped
         if (last := merger.close()) is not None:
@@ -180,31 +197,39 @@ def predict_segments(
             annotated.close()
         if clips.dropped:
             print(
-                f"{source}: dropped {clips.dropped} windows: the model is slower than the source plays "
+                f"{printable(source)}: dropped {clips.dropped} windows: the model is slower than the source plays "
                 "(--no-realtime keeps every window and falls behind)",
                 file=sys.stderr,
             )
     return True
 
 
-def predict_files(classifier: Classifier, args: argparse.Namespace) -> bool:
-    """Print the top-k of each whole video; False if any failed."""
+def predict_files(classifier: Classifier, args: argparse.Namespace) -> int:
+    """Print the top-k of each whole video; the exit status: 0, 1 if any failed, 130 after Ctrl-C.
+
+    Ctrl-C stops at once, and the files finished so far are still printed (with --json: as the list so far).
+    """
     results, failed = [], False
-    for path in args.videos:
-        try:
-            prediction = predict_video(classifier, path, args.top_k)
-        except Exception as e:  # VideoError names the file and why; anything else still names the file
-            reason = e.reason if isinstance(e, VideoError) else f"{type(e).__name__}: {e}"
-            print(f"error: {path}: {reason}", file=sys.stderr)
-            results.append({"path": str(path), "error": reason})
-            failed = True
-            continue
-        results.append(prediction_record(prediction))
-        if not args.json:
-            print(format_prediction(prediction))
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return not failed
+    try:
+        for path in args.videos:
+            try:
+                prediction = predict_video(classifier, path, args.top_k)
+            except Exception as e:  # VideoError names the file and why; anything else still names the file
+                reason = e.reason if isinstance(e, VideoError) else f"{type(e).__name__}: {e}"
+                print(f"error: {printable(path)}: {printable(reason)}", file=sys.stderr)
+                results.append({"path": str(path), "error": reason})
+                failed = True
+                continue
+            results.append(prediction_record(prediction))
+            if not args.json:
+                print(format_prediction(prediction))
+    except KeyboardInterrupt:
+        print(f"interrupted: {len(results)} of {len(args.videos)} files done", file=sys.stderr)
+        return 130
+    finally:
+        if args.json:
+            print(json.dumps(results, indent=2))
+    return 1 if failed else 0
 
 
 def load_any_classifier(checkpoint: str, device: str, trust: bool) -> Classifier:
@@ -225,5 +250,6 @@ def load_for_command(checkpoint: str, trust: bool) -> Classifier | None:
     try:
         return load_any_classifier(checkpoint, device, trust)
     except Exception as e:
-        print(f"error: cannot load checkpoint {checkpoint}: {e}", file=sys.stderr)
+        reason = str(e) or type(e).__name__
+        print(f"error: cannot load checkpoint {printable(checkpoint)}: {printable(reason)}", file=sys.stderr)
         return None

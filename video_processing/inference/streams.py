@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +19,15 @@ import av
 import torch
 from av.video.reformatter import VideoReformatter
 
-from video_processing.data.video import VideoError, frames_to_rgb, open_video, start_time_s, subsample_indices
+from video_processing.data.downloads import redact
+from video_processing.data.video import (
+    VideoError,
+    decode_size,
+    frame_to_rgb,
+    open_video,
+    start_time_s,
+    subsample_indices,
+)
 
 logger = logging.getLogger("video_processing")
 Item = TypeVar("Item")
@@ -50,17 +59,22 @@ def open_stream(
     A local path goes through `open_video` and its checks. `input_format` names FFmpeg's demuxer where probing
     cannot tell it ("v4l2" for /dev/video0, "mpegts" for a pipe). `timeout_s` bounds how long opening a URL or a
     device, and then each read, waits for data: past it, decoding ends with a VideoError saying the source
-    stalled. Raises VideoError naming the source.
+    stalled (opening, which reads until the format is known, says no video was recognised: data may have come).
+    Raises VideoError naming the source, its password redacted.
     """
     if source != "-" and "://" not in source and input_format is None:
         return open_video(source)
     timeout = None if timeout_s is None or source == "-" else (timeout_s, timeout_s)  # (open, read)
     try:
         container = av.open(_stdin() if source == "-" else source, format=input_format, timeout=timeout)
-    except av.error.ExitError:  # FFmpeg's interrupt: the open timeout ran out
-        raise VideoError(source, f"stalled: no answer within {timeout_s:g} s") from None
+    except av.error.ExitError:  # FFmpeg's interrupt: opening (which reads until it knows the format) ran out of time
+        raise VideoError(
+            redact(source),
+            f"no video recognised within {timeout_s:g} s: nothing arrived, or what arrived is not a video FFmpeg "
+            "knows (--input-format names the format; a slow source needs a longer --timeout-s)",
+        ) from None
     except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise VideoError(source, f"cannot open the stream ({e})") from None
+        raise VideoError(redact(source), f"cannot open the stream ({redact(str(e))})") from None
     if not container.streams.video:
         container.close()
         raise VideoError(source, "has no video stream")
@@ -78,9 +92,11 @@ def sliding_windows(
     `origin_s` None counts from the first item's time. A window is yielded, with its items, as soon as an item at
     or past its end arrives, so a live stream gets each window without waiting for the next one. Only the items
     of the open window are held, so memory stays bounded by one window whatever the stream's length; items in a
-    gap between windows (stride longer than the window) are dropped on arrival. At the end, the open window is
-    yielded if its items reach its end (within 1.5 intervals between items), or if it is the first window: a
-    stream shorter than one window gives one window, as `uniform_clip_windows` does for a short file.
+    gap between windows (stride longer than the window) are dropped on arrival. Windows without items (a stall, a
+    timestamp far ahead) are jumped over, not yielded, so the work is bounded by the items whatever the times.
+    At the end, the open window is yielded if its items reach its end (within 1.5 intervals between items), or if
+    it is the first window: a stream shorter than one window gives one window, as `uniform_clip_windows` does for
+    a short file.
 
     A time that goes back (a restarted camera, a looping stream) ends the run of windows as the end of a stream
     does and starts a new run from that item, with a warning; the returned times go on rising across it.
@@ -117,7 +133,10 @@ def _run_windows(
             reset = (time, item)
             break
         origin = time if origin is None else origin
-        while time - origin >= k * stride_s + window_s:  # this item closes window k (and the empty ones of a gap)
+        while time - origin >= k * stride_s + window_s:  # this item closes window k
+            if not held:  # nothing since window k opened: jump the empty windows of a gap at once
+                k = max(k + 1, math.floor((time - origin - window_s) / stride_s) + 1)
+                continue
             yield base + k * stride_s, base + k * stride_s + window_s, [x for _, x in held]
             k += 1
             while held and held[0][0] - origin < k * stride_s:
@@ -148,35 +167,83 @@ def stream_clips(
     stride_s: float,
     num_frames: int,
     on_frame: Callable[[av.VideoFrame], None] | None = None,
+    short_side: int | None = None,
 ) -> Iterator[StreamClip]:
     """Decode the first video stream once, in order, and yield each window's `num_frames` frames (uint8).
 
     Windows are placed by `sliding_windows` on the frames' timestamps, counted from the stream's start time as
     clips of a file are (`start_time_s`; from the first frame when the stream states none); a window
     keeps `num_frames` evenly spaced frames of those inside it, as clips of a file keep theirs
-    (`subsample_indices`). Frames wait in the decoder's YUV and only the kept ones are converted to RGB.
-    A window holding fewer than `num_frames` frames (a stall, a slow camera) is skipped with a warning.
-    `on_frame` is given every decoded frame, in order, as it comes (an annotated copy writes them all).
+    (`subsample_indices`). Frames wait in the decoder's YUV and only the kept ones are converted to RGB; frames
+    much larger than `short_side` are scaled down to it as they arrive (`video.SCALE_AT_DECODE_ABOVE`), so a
+    window never holds full-size frames of a huge video. Windows holding fewer than `num_frames` frames (a stall,
+    a slow camera, a gap in the timestamps) are skipped, with one warning per run of them. `on_frame` is given
+    every decoded frame, in order, as it comes (an annotated copy writes them all).
     """
     reformatter = VideoReformatter()  # one converter for all frames (see `_decode_windows`)
     origin = start_time_s(container)
     timed = _timed_frames(container, source)
     if on_frame is not None:
         timed = _passed_to(on_frame, timed)
-    for start, end, frames in sliding_windows(timed, window_s, stride_s, origin):
-        if len(frames) < num_frames:
-            logger.warning(
-                "skipped window %.2f-%.2f s of %s: %d frames, fewer than num_frames=%d (a longer --window "
-                "or a source with more frames per second fixes this)",
-                start,
-                end,
-                source,
-                len(frames),
-                num_frames,
-            )
+    frames = ((time, _held(reformatter, short_side, frame)) for time, frame in timed)
+    skipped = _SkippedRun(redact(str(source)), num_frames)
+    for start, end, held in sliding_windows(frames, window_s, stride_s, origin):
+        skipped.jumped_to(start, stride_s)
+        if len(held) < num_frames:
+            skipped.add(start, end)
             continue
-        kept = [frames[i] for i in subsample_indices(len(frames), num_frames)]
-        yield StreamClip(start, end, frames_to_rgb(reformatter, kept))
+        skipped.report()
+        kept = [held[i] for i in subsample_indices(len(held), num_frames)]
+        yield StreamClip(start, end, torch.stack([_rgb(reformatter, frame, short_side) for frame in kept]))
+    skipped.report()
+
+
+def _held(reformatter: VideoReformatter, short_side: int | None, frame: av.VideoFrame) -> av.VideoFrame | torch.Tensor:
+    """A frame as a window holds it: as decoded (YUV), or as scaled-down RGB (C, H, W) when it is much larger."""
+    if decode_size(frame.width, frame.height, short_side) is None:
+        return frame
+    return _rgb(reformatter, frame, short_side)
+
+
+def _rgb(reformatter: VideoReformatter, frame: av.VideoFrame | torch.Tensor, short_side: int | None) -> torch.Tensor:
+    if isinstance(frame, torch.Tensor):
+        return frame
+    return torch.from_numpy(frame_to_rgb(reformatter, frame, short_side)).permute(2, 0, 1)
+
+
+@dataclass
+class _SkippedRun:
+    """Consecutive windows skipped for too few frames, warned about once when the run ends."""
+
+    source: str
+    num_frames: int
+    count: int = 0
+    start_s: float = 0.0
+    end_s: float = 0.0
+    last_start_s: float | None = None
+
+    def jumped_to(self, start_s: float, stride_s: float) -> None:
+        """Count the empty windows `sliding_windows` jumped over before the window at `start_s`."""
+        if self.last_start_s is not None and (gap := round((start_s - self.last_start_s) / stride_s) - 1) > 0:
+            self.add(self.last_start_s + stride_s, start_s, gap)
+        self.last_start_s = start_s
+
+    def add(self, start_s: float, end_s: float, count: int = 1) -> None:
+        self.start_s = start_s if self.count == 0 else self.start_s
+        self.end_s, self.count = end_s, self.count + count
+
+    def report(self) -> None:
+        if self.count:
+            logger.warning(
+                "skipped %d windows between %.2f s and %.2f s of %s: fewer than num_frames=%d frames in each (a "
+                "stall, a gap in the timestamps, or too few frames per second: a longer --window fixes the last)",
+                self.count,
+                self.start_s,
+                self.end_s,
+                self.source,
+                self.num_frames,
+            )
+        self.count = 0
 
 
 def _passed_to(on_frame: Callable[[av.VideoFrame], None], timed: Iterable[tuple[float, Item]]):

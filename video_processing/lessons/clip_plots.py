@@ -47,7 +47,7 @@ def sampler_windows(
         f"random ({random_draws} draws)": [
             random_clip_window(duration_s, clip_duration_s, generator) for _ in range(random_draws)
         ],
-        "uniform": uniform_clip_windows(duration_s, clip_duration_s),
+        "uniform": list(uniform_clip_windows(duration_s, clip_duration_s)),
         f"constant ({clips_per_video} per video)": constant_clip_windows(duration_s, clip_duration_s, clips_per_video),
     }
 

@@ -168,11 +168,17 @@ def two_action_video(path: Path, *, seconds_each: float = 3.0, fps: int = 25, se
 
 
 def start_lesson(
-    number: str, *, drive_folder: str | None = None, kinetics_data_path: str | None = None, ucf101: bool = False
+    number: str,
+    *,
+    drive_folder: str | None = None,
+    kinetics_data_path: str | None = None,
+    ucf101: bool = False,
+    own_videos: bool = False,
 ) -> Lesson:
     """Set up lesson `number`: where it works, its data (`ucf101`: the UCF101 subset, fetched by the lesson
-    itself), the run its knobs start from. `drive_folder` (Colab): keep data, checkpoints and downloaded weights
-    in that Google Drive folder across runtimes. Prints what it chose."""
+    itself; `own_videos`: the medium self-made set, small in a quick check, whose class folders stand in for a
+    learner's own), the run its knobs start from. `drive_folder` (Colab): keep data, checkpoints and downloaded
+    weights in that Google Drive folder across runtimes. Prints what it chose."""
     quick = smoke_mode()
     cuda = torch.cuda.is_available()
     root = workspace(drive_folder)
@@ -182,6 +188,10 @@ def start_lesson(
     if ucf101:
         if quick:
             _serve_lookalikes(lesson)
+    elif own_videos:
+        size = "small" if quick else "medium"
+        lesson.data = LessonData(make_dataset(root / "data" / f"synthetic_{size}", size=size), "synthetic")
+        lesson.run = lesson_run(smoke=quick, cuda=cuda, data="synthetic")
     else:
         kinetics = kinetics_data_path or os.environ.get("KINETICS_DATA_PATH")
         lesson.data = lesson_data(root, smoke=quick, cuda=cuda, kinetics_path=kinetics)

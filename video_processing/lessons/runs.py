@@ -126,17 +126,19 @@ def finetune_runs(backbone: str, *, smoke: bool, pretrained: bool = True) -> tup
         clip_duration=entry.clip_duration_s,
         min_short_side=entry.short_side,
         max_short_side=round(entry.short_side * 1.25),
-        batch_size=16,
+        # the transformers: batches of 8 fit a 16 GB T4 (docs/benchmarks.md) and a lower rate suits them
+        batch_size=8 if entry.blocks else 16,
         max_epochs=8,
-        lr=1e-3,
+        lr=1e-4 if entry.blocks else 1e-3,
         transforms_on_device=True,  # on a GPU; on a CPU the same work moves from the workers to the main process
     )
     if smoke:
         finetune = replace(
             finetune,
-            crop_size=64,
-            min_short_side=72,
-            max_short_side=88,
+            # 64 px where the network takes it; MViT takes its 224 only, S3D 224 or more
+            crop_size=entry.crop_size if entry.fixed_input else max(64, entry.min_crop_size),
+            min_short_side=entry.short_side if entry.fixed_input else max(72, entry.min_crop_size),
+            max_short_side=round(entry.short_side * 1.25) if entry.fixed_input else max(88, entry.min_crop_size),
             clip_duration=min(entry.clip_duration_s, 1.5),
             batch_size=8,
             num_workers=0,
@@ -260,12 +262,13 @@ GPU_VIDEOS_PER_S_PER_WORKER = 6.0
 
 def describe_training(run: Run, data: KineticsDataModule, *, cuda: bool) -> str:
     """One sentence: what a run of `run` on `data` trains, and roughly how long it takes on this machine."""
-    videos = len(data.dataset.train) + len(data.dataset.val)
+    counts = data.video_counts  # files and shards alike
+    videos = counts["train"] + counts["val"]
     epoch_videos = videos if isinstance(run.limit_batches, float) else 2 * run.limit_batches * run.batch_size
     rate = GPU_VIDEOS_PER_S_PER_WORKER * max(loader_workers(run), 1) if cuda else CPU_VIDEOS_PER_S
     minutes = run.max_epochs * min(videos, epoch_videos) / rate / 60
     return (
         f"training {run.name}: {run.backbone} ({'pretrained' if run.pretrained else 'from scratch'}) for "
-        f"{run.max_epochs} epochs over {len(data.dataset.train)} training and {len(data.dataset.val)} validation "
+        f"{run.max_epochs} epochs over {counts['train']} training and {counts['val']} validation "
         f"videos, roughly {max(minutes, 0.1):.1f} min on this {'GPU' if cuda else 'CPU'} machine"
     )

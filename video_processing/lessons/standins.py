@@ -101,8 +101,9 @@ def write_standin_weights(
     """Randomly initialised Kinetics-400 weights of backbone `name`, saved in its real file's format; the path.
 
     PyTorchVideo's zoo files are training checkpoints {"model_state": state_dict}; torchvision's are a plain
-    state dict. The file is named `<name>_standin.pth`, never the real file's name, so torch.hub's cache
-    cannot mistake it for the real weights. Frames and crop default to the registry entry's.
+    state dict; Hugging Face's a safetensors file. The file is named `<name>_standin.pth` (`.safetensors`),
+    never the real file's name, so torch.hub's cache cannot mistake it for the real weights. Frames and crop
+    default to the registry entry's.
     """
     entry = backbones.get_backbone(name)
     with torch.random.fork_rng(devices=[]):  # seeded, without disturbing the caller's random state
@@ -111,11 +112,15 @@ def write_standin_weights(
             name, num_frames=num_frames or entry.num_frames, crop_size=crop_size or entry.crop_size
         )
     state = model.state_dict()
-    # Where the network's code comes from says where its weights come from, whatever URL serves them.
-    from_torchvision = type(model).__module__.startswith("torchvision.")
     folder.mkdir(parents=True, exist_ok=True)
+    if entry.weights_url.endswith(".safetensors"):  # Hugging Face's format
+        from safetensors.torch import save_file
+
+        path = folder / f"{name}_standin.safetensors"
+        save_file({key: tensor.contiguous() for key, tensor in state.items()}, path)
+        return path
     path = folder / f"{name}_standin.pth"
-    torch.save(state if from_torchvision else {"model_state": state}, path)
+    torch.save({"model_state": state} if entry.weights_url.startswith(backbones.ZOO) else state, path)
     return path
 
 

@@ -2,7 +2,8 @@
 
 An exported network takes float (batch, 3, num_frames, crop_size, crop_size) clips already through the eval
 preset and returns (batch, classes) logits. The sidecar `MODEL.onnx.json` (or `MODEL.pt.json`) holds what the
-preset and the class names need, so no checkpoint is needed to use the file.
+preset and the class names need (the checkpoint's `ClipSettings`, under "clips"), so no checkpoint is needed to use
+the file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from types import SimpleNamespace
 
 import torch
 
+from video_processing.data.transforms import ClipSettings
+
 INSTALL_EXPORT = "pip install 'video-classification[export]'"
 
 
@@ -23,12 +26,7 @@ class Sidecar:
 
     format: str  # "onnx" or "torchscript"
     classes: list[str]
-    clip_duration: float
-    num_frames: int
-    crop_size: int
-    short_side: int
-    mean: list[float]
-    std: list[float]
+    clips: ClipSettings  # the checkpoint's: the eval preset reads clip_duration, crop_size, min_short_side, mean, std
     input: str = "video: float32 (batch, 3, num_frames, crop_size, crop_size), after the eval preset"
     output: str = "logits: float32 (batch, classes)"
 
@@ -50,7 +48,8 @@ def read_sidecar(model_path: str | Path) -> Sidecar:
     path = sidecar_path(model_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: it is written beside the model by video_processing.export")
-    return Sidecar(**json.loads(path.read_text()))
+    fields = json.loads(path.read_text())
+    return Sidecar(**{**fields, "clips": ClipSettings.from_dict(fields["clips"])})
 
 
 def import_onnxruntime():
@@ -75,7 +74,7 @@ class OnnxModel:
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         self.session = onnxruntime.InferenceSession(str(path), providers=providers)
         self.input_name = self.session.get_inputs()[0].name
-        self.hparams = SimpleNamespace(num_frames=sidecar.num_frames, crop_size=sidecar.crop_size)
+        self.hparams = SimpleNamespace(num_frames=sidecar.clips.num_frames, crop_size=sidecar.clips.crop_size)
         self.device = torch.device("cpu")  # inputs are handed over as numpy arrays
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:

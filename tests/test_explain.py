@@ -1,0 +1,151 @@
+"""Grad-CAM on the last 3D stage (`inference/gradcam.py`), `python -m video_processing.explain` and its figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
+from matplotlib.patches import Rectangle
+from torch.utils.data import DataLoader
+
+from video_processing import explain
+from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data.video import open_video, subsample_indices
+from video_processing.inference.classifiers import Classifier, ClipSettings, classifier_preset, load_classifier
+from video_processing.inference.gradcam import (
+    ExplainError,
+    boxes_in_view,
+    class_index,
+    clip_cam,
+    explain_clip,
+    last_stage,
+    mass_in_boxes,
+    measure_on_shapes,
+)
+from video_processing.inference.predictions import predict_video
+from video_processing.kinetics_module import KineticsDataModule
+from video_processing.lessons.gradcam_plots import plot_gradcam_frames
+from video_processing.synthetic import CLASSES, render_video_with_boxes
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_dataset, tmp_path_factory):
+    """A thin ResNet trained one step on the small self-made set, with the data module's clip settings."""
+    data = KineticsDataModule(str(small_dataset), batch_size=4, num_workers=0, **SMALL_DATA_KWARGS)
+    module = VideoClassificationLightningModule(
+        num_classes=6, class_names=list(CLASSES), stem_dim_out=4, num_frames=4, crop_size=48
+    )
+    return fit_one_step_and_save(module, data, tmp_path_factory.mktemp("explain"), limit_val_batches=1)
+
+
+@pytest.mark.parametrize(("backbone", "stage"), [("resnet", "blocks.4"), ("x3d_xs", "blocks.4"), ("r3d_18", "layer4")])
+def test_the_map_comes_from_the_last_3d_stage_and_covers_the_clip(backbone, stage):
+    module = VideoClassificationLightningModule(
+        num_classes=3, stem_dim_out=4, num_frames=4, crop_size=64, backbone=backbone
+    )
+    assert last_stage(module.backbone) is module.backbone.get_submodule(stage)
+    classifier = Classifier(module.eval(), ["a", "b", "c"], ClipSettings(1.0, 64, (0.45,) * 3, (0.225,) * 3))
+    clip = classifier_preset(classifier)(torch.randint(0, 256, (4, 3, 64, 80), dtype=torch.uint8))
+    cam = clip_cam(classifier, clip, target=1)
+    assert cam.shape == (4, 64, 64) and cam.min() >= 0  # upsampled in time and space, ReLU'd
+
+
+def test_mass_in_boxes_against_chance():
+    inside = torch.zeros(2, 10, 10, dtype=torch.bool)
+    inside[:, 2:4, 2:7] = True  # a tenth of the clip
+    assert mass_in_boxes(torch.ones(2, 10, 10), inside) == pytest.approx((0.1, 0.1))  # spread evenly: chance
+    assert mass_in_boxes(inside.float(), inside) == pytest.approx((1.0, 0.1))  # all in the box
+    assert mass_in_boxes(torch.zeros(2, 10, 10), inside) == (0.0, pytest.approx(0.1))
+
+
+def test_boxes_follow_the_resize_and_center_crop(checkpoint):
+    classifier = load_classifier(checkpoint)  # short side 56, crop 48
+    height, width = 56, 112  # a wide frame: the crop keeps x 32..80
+    whole = boxes_in_view(classifier, np.array([[0, 0, width, height]]), height, width)
+    left = boxes_in_view(classifier, np.array([[0, 0, 30, height]]), height, width)
+    middle = boxes_in_view(classifier, np.array([[40, 10, 72, 40]]), height, width)
+    assert whole.shape == (1, 48, 48) and whole.all() and not left.any()
+    rows, cols = torch.nonzero(middle[0], as_tuple=True)
+    assert (int(cols.min()), int(cols.max()), int(rows.min()), int(rows.max())) == (8, 39, 6, 35)
+
+
+def test_explain_writes_the_clips_the_model_sees_with_their_maps(checkpoint, small_dataset, tmp_path, capsys):
+    video = small_dataset / "val" / "spinning" / "spinning_000.mp4"
+    out = tmp_path / "map.mp4"
+    assert explain.main([str(checkpoint), str(video), "--out", str(out), "--class", "growing"]) == 0
+    assert "where the model looks for growing" in capsys.readouterr().out
+    clips = predict_video(load_classifier(checkpoint), video).num_clips
+    with open_video(out) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        assert float(stream.average_rate) == pytest.approx(4 / 1.0)  # num_frames per clip_duration
+    assert len(frames) == clips * 4 and frames[0].shape == (48, 48, 3)
+    assert explain.main([str(checkpoint), str(video), "--out", str(out)]) == 0  # the predicted class
+    assert "predicted" in capsys.readouterr().out
+
+
+def test_explain_refuses_an_unknown_class_and_a_bad_checkpoint(checkpoint, small_dataset, tmp_path, capsys):
+    video = small_dataset / "val" / "spinning" / "spinning_000.mp4"
+    assert explain.main([str(checkpoint), str(video), "--out", str(tmp_path / "m.mp4"), "--class", "jumping"]) == 1
+    assert "unknown class 'jumping'" in capsys.readouterr().err and not (tmp_path / "m.mp4").exists()
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    assert explain.main([str(tmp_path / "bad.ckpt"), str(video), "--out", str(tmp_path / "m.mp4")]) == 2
+    assert "cannot load checkpoint" in capsys.readouterr().err
+    with pytest.raises(ExplainError, match="jumping"):
+        class_index(load_classifier(checkpoint), "jumping")
+
+
+def test_figure_shows_frames_and_maps_with_the_box(checkpoint):
+    classifier = load_classifier(checkpoint)
+    frames, boxes = render_video_with_boxes("moving_up", np.random.default_rng(0), 72, 72, 8, 8)
+    view, cam = explain_clip(classifier, torch.from_numpy(frames).permute(0, 3, 1, 2), 3)
+    figure = plot_gradcam_frames(view, cam, count=3, boxes=boxes_in_view(classifier, boxes, 72, 72))
+    axes = figure.get_axes()
+    assert len(axes) == 6 and all(len(ax.images) == 1 for ax in axes)
+    assert sum(isinstance(p, Rectangle) for ax in axes[3:] for p in ax.patches) == 3  # a box on each map
+
+
+SHAPES = ("moving_up", "moving_down", "moving_sideways")
+
+
+def _shape_clips(seed: int, per_class: int, size: int, num_frames: int) -> list[tuple[torch.Tensor, int]]:
+    rng, kept = np.random.default_rng(seed), subsample_indices(30, num_frames)
+    clips = []
+    for _ in range(per_class):
+        for label, name in enumerate(SHAPES):
+            frames, _ = render_video_with_boxes(name, rng, size, size, 30, 25)
+            clips.append((torch.from_numpy(frames[kept]).permute(0, 3, 1, 2), label))
+    return clips
+
+
+def test_a_briefly_trained_model_looks_at_the_moving_shape():
+    """A thin ResNet trained for a minute to tell the shape's direction (up, down, sideways) on 128 px clips,
+    where the last stage is 4 x 4: more of its map falls in the shape's box than an even spread would put there."""
+    pl.seed_everything(0)
+    size, num_frames = 128, 4
+    module = VideoClassificationLightningModule(
+        num_classes=3, class_names=list(SHAPES), lr=5e-3, stem_dim_out=4, num_frames=num_frames, crop_size=size
+    )
+    classifier = Classifier(module, list(SHAPES), ClipSettings(1.2, size, (0.45,) * 3, (0.225,) * 3))
+    preset = classifier_preset(classifier)
+    items = [{"video": preset(frames), "label": label} for frames, label in _shape_clips(0, 8, size, num_frames)]
+
+    def collate(batch: list[dict]) -> dict:
+        return {
+            "video": torch.stack([b["video"] for b in batch]),
+            "label": torch.tensor([b["label"] for b in batch]),
+            "skipped": [],
+        }
+
+    trainer = pl.Trainer(
+        max_epochs=8, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(module, DataLoader(items, batch_size=8, shuffle=True, collate_fn=collate))
+    module.eval()
+    measures = measure_on_shapes(classifier, size, clips_per_class=3, seed=1)
+    share = np.mean([m.share for m in measures])
+    chance = np.mean([m.chance for m in measures])
+    print(f"share of the map in the shape's box {share:.1%}, chance {chance:.1%}")
+    assert share > 1.5 * chance

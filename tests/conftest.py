@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+import yaml
+from jsonargparse import ArgumentParser
 
 from video_processing.data.decoders import FFMPEG_PACKAGES
 from video_processing.data.sources import PlannedSource
@@ -101,6 +103,27 @@ def break_frames(path: Path) -> Path:
     data[at + 8 : at + size] = bytes(size - 8)
     path.write_bytes(bytes(data))
     return path
+
+
+def config_callbacks(config: Path, **init_args) -> list[pl.Callback]:
+    """The callbacks a config's `trainer.callbacks` names, built as the command line builds them (class_path and
+    init_args through jsonargparse); `init_args` replace those of the callbacks that have them."""
+    entries = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
+    for entry in entries:
+        args = entry.setdefault("init_args", {})
+        args.update({key: value for key, value in init_args.items() if key in args})
+    parser = ArgumentParser()
+    parser.add_argument("--callbacks", type=list[pl.Callback])
+    return parser.instantiate(parser.parse_object({"callbacks": entries})).callbacks
+
+
+class FallingValAccuracy(pl.Callback):
+    """Reports validation top-1 as falling every epoch (1.0, 0.9, ...) to the checkpoint callbacks, which read it
+    after validation: the best epoch by val_acc_top1 is then the first, and a run's last epoch is not its best."""
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            trainer.callback_metrics["val_acc_top1"] = torch.tensor(1.0 - 0.1 * trainer.current_epoch)
 
 
 def random_batches(count: int, num_classes: int, clip_shape: tuple[int, ...] = (3, 4, 32, 32)) -> list[dict]:

@@ -145,6 +145,15 @@ def test_truncation_behind_an_intact_header_is_caught_by_decoding(mixed):
     assert row.duration == pytest.approx(2.0, abs=0.1)
 
 
+def test_an_intact_video_shorter_than_half_a_clip_is_too_short_not_damaged(tmp_path):
+    """0.5 s at 12 fps holds the 4 frames a clip needs, but less than half of a 2-s clip: training skips it."""
+    path = tmp_path / "half_a_second.mp4"
+    write_video(path, _frames(FPS // 2, 64, 48), FPS)
+    row = check_file((str(path), "train", "cat", 2.0, 4))
+    assert row.status == "too_short" and row.duration == pytest.approx(0.5, abs=0.05)
+    assert row.reason == "too short: 0.50 s, less than half the clip duration (2.00 s)"
+
+
 def test_imbalance_ratio_per_split_and_a_class_without_usable_videos():
     rows = [FileCheck(f"{i}.mp4", "train", "a", "ok") for i in range(6)]
     rows += [FileCheck("6.mp4", "train", "b", "ok"), FileCheck("7.mp4", "train", "b", "ok")]

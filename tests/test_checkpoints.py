@@ -116,8 +116,8 @@ def test_predict_and_export_refuse_it_and_write_nothing(malicious, small_dataset
 
 def test_the_notebooks_loader_loads_its_own_run(own_checkpoints, small_dataset):
     logs = own_checkpoints["plain"].parents[3]  # logs/tiny/version_0/checkpoints/last.ckpt
-    model, folder = runs.load_latest(runs.build_data(small_dataset, RUN), RUN, logs)
-    assert folder == own_checkpoints["plain"].parents[1] and model.hparams.num_classes == 6
+    model, folder, epoch = runs.load_latest(runs.build_data(small_dataset, RUN), RUN, logs)
+    assert folder == own_checkpoints["plain"].parents[1] and model.hparams.num_classes == 6 and epoch == 1
 
 
 def test_the_notebooks_loader_refuses_it(malicious, small_dataset, tmp_path):

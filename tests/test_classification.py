@@ -90,15 +90,23 @@ def test_class_names_must_match_num_classes():
         VideoClassificationLightningModule(num_classes=3, class_names=["a", "b"])
 
 
-def test_seed_train_example_constructs(monkeypatch, tmp_path):
-    """The seed README's train() builds everything with no arguments."""
-    monkeypatch.setenv("KINETICS_DATA_PATH", str(tmp_path))
+def test_seed_train_example_constructs(monkeypatch, small_dataset):
+    """The guide's train() builds everything with no arguments, and the pieces fit: the data module reads
+    $KINETICS_DATA_PATH, its clips are the model's input, the model gives 400 Kinetics logits."""
+    monkeypatch.setenv("KINETICS_DATA_PATH", str(small_dataset))
     classification_module = VideoClassificationLightningModule()
     data_module = KineticsDataModule()
-    trainer = pl.Trainer(logger=False)
-    assert classification_module.hparams.num_classes == 400
-    assert data_module.source.location == tmp_path and data_module.hparams.batch_size == 8
-    assert trainer is not None
+    trainer = pl.Trainer(accelerator="auto", logger=False)
+    data_module.setup("fit")
+    assert data_module.source.location == small_dataset and data_module.num_classes == 6
+    assert data_module.hparams.batch_size == 8
+    frames, crop = data_module.hparams.num_frames, data_module.hparams.crop_size
+    clip_shape = (3, frames, crop, crop)
+    assert tuple(classification_module.example_input_array.shape[1:]) == clip_shape == (3, 8, 224, 224)
+    with torch.no_grad():
+        assert classification_module(torch.zeros(1, *clip_shape)).shape == (1, 400)
+    expected = "CUDAAccelerator" if torch.cuda.is_available() else "CPUAccelerator"
+    assert type(trainer.accelerator).__name__ == expected
 
 
 def chance_of_at_least(correct: int, videos: int, num_classes: int) -> float:

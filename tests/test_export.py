@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
 
 from video_processing import export
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.inference.classifiers import load_classifier
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.models.backbones import build_backbone
 from video_processing.models.exported import OnnxModel, Sidecar, read_sidecar, sidecar_path
@@ -42,6 +44,14 @@ def _parity_line(capsys, clips_from: str, clips: int = 3) -> str:
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1].startswith(f"parity on {clips} clips of {clips_from}: max |logit difference| ")
     return lines[-1]
+
+
+@pytest.mark.parametrize("clip_duration", [1.0, 1.5, 1.0667, 1.6, 2.1333])  # the configs' clip durations
+def test_the_self_made_parity_video_gives_3_clips(checkpoint, clip_duration):
+    classifier = load_classifier(checkpoint)
+    classifier.clips = replace(classifier.clips, clip_duration=clip_duration)
+    clips, name = export.parity_clips(classifier, None)
+    assert name == "a self-made video" and clips.shape[:3] == (3, 3, 4)
 
 
 def test_sidecar_holds_what_inference_needs(onnx_file, small_dataset):

@@ -149,15 +149,21 @@ def test_a_missing_checkpoint_is_one_line(tmp_path, videos, capsys):
 
 
 def test_a_backbone_name_predicts_kinetics_classes_with_its_pretrained_weights(tmp_path, videos, capsys, monkeypatch):
-    weights = write_standin_weights("x3d_xs", tmp_path / "served")
-    with serve_directory(tmp_path / "served") as url:
-        monkeypatch.setitem(
-            BACKBONES, "x3d_xs", dataclasses.replace(BACKBONES["x3d_xs"], weights_url=f"{url}/{weights.name}")
-        )
-        assert main(["x3d_xs", str(videos["mp4"]), "--json"]) == 0
-    (record,) = json.loads(capsys.readouterr().out)
-    assert len(record["top"]) == 5
-    assert {entry["class"] for entry in record["top"]} <= set(kinetics400_classes())
+    """Two weight files, the network built from the same seed each time: the predictions follow the file served,
+    so a network left at its random start (weights not loaded) would predict the same twice."""
+    records = []
+    for seed in (0, 1):
+        weights = write_standin_weights("x3d_xs", tmp_path / f"served_{seed}", seed=seed)
+        with serve_directory(tmp_path / f"served_{seed}") as url:
+            entry = dataclasses.replace(BACKBONES["x3d_xs"], weights_url=f"{url}/{weights.name}")
+            monkeypatch.setitem(BACKBONES, "x3d_xs", entry)
+            monkeypatch.setenv("TORCH_HOME", str(tmp_path / f"torch_home_{seed}"))  # torch.hub caches by file name
+            torch.manual_seed(0)
+            assert main(["x3d_xs", str(videos["mp4"]), "--json"]) == 0
+        (record,) = json.loads(capsys.readouterr().out)
+        records.append({entry["class"]: entry["probability"] for entry in record["top"]})
+    assert all(len(top) == 5 and set(top) <= set(kinetics400_classes()) for top in records)
+    assert records[0] != records[1], "the same predictions from two weight files: the weights were not loaded"
 
 
 # The stand-ins' clips: 1 s, 4 frames of a 48 px crop of a 48 px short side (evaluation's: no range, no flip).

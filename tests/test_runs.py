@@ -9,7 +9,6 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
-from pytorch_lightning.callbacks import BackboneFinetuning
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -20,6 +19,7 @@ from video_processing.lessons import runs
 from video_processing.lessons.clip_plots import run_steps
 from video_processing.lessons.runs import CPU, KINETICS, SMOKE, UCF101, Run
 from video_processing.models.backbones import BACKBONES, get_backbone
+from video_processing.models.finetuning import FrozenBackboneFinetuning
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,7 +132,8 @@ def test_finetune_and_scratch_runs_differ_only_in_weights_and_freezing(tmp_path)
     callbacks = {
         run.name: [type(c) for c in runs.build_trainer(run, tmp_path).callbacks] for run in (finetune, scratch)
     }
-    assert BackboneFinetuning in callbacks[finetune.name] and BackboneFinetuning not in callbacks[scratch.name]
+    assert FrozenBackboneFinetuning in callbacks[finetune.name]
+    assert FrozenBackboneFinetuning not in callbacks[scratch.name]
 
 
 def test_smoke_finetuning_runs_are_small():

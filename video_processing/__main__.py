@@ -66,7 +66,7 @@ SUMMARY_METRICS = ("acc_top1", "acc_top5", "acc_mean_class", "video_acc_top1", "
 
 
 def print_run_summary(trainer) -> None:
-    """Print the final validation (or test) metrics and where the checkpoint and the metrics file went."""
+    """Print the final validation (or test) metrics and where the checkpoints and the metrics file went."""
     if not trainer.is_global_zero:
         return
     metrics = trainer.callback_metrics
@@ -75,9 +75,12 @@ def print_run_summary(trainer) -> None:
             name = f"{stage}_{metric}"
             if name in metrics:
                 print(f"{name:>20}: {float(metrics[name]):.4f}")
-    if trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path:
-        print(f"{'best checkpoint':>20}: {trainer.checkpoint_callback.best_model_path}")
-        print(f"{'last checkpoint':>20}: {trainer.checkpoint_callback.last_model_path}")
+    saved = {}  # a monitored ModelCheckpoint keeps the best epoch; one with no monitor the newest (last.ckpt)
+    for callback in trainer.checkpoint_callbacks:
+        if callback.best_model_path:
+            saved["best checkpoint" if callback.monitor else "last checkpoint"] = callback.best_model_path
+    for label in sorted(saved):
+        print(f"{label:>20}: {saved[label]}")
     if trainer.logger is not None and trainer.logger.log_dir:
         print(f"{'metrics':>20}: {Path(trainer.logger.log_dir) / 'metrics.csv'}")
 

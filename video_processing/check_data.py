@@ -49,7 +49,7 @@ class FileCheck:
 def check_file(job: tuple[str, str, str, float, int]) -> FileCheck:
     """Open `path`, read its header and decode its last clip window; never raises for a bad file."""
     # here, not at the top: --help and argument errors answer without torch
-    from video_processing.data.video import VideoError, decode_last_clip, open_video, video_info
+    from video_processing.data.video import VideoError, decode_last_clip, open_video, too_short_for_clips, video_info
 
     path, split, label, clip_duration_s, num_frames = job
     try:
@@ -68,11 +68,13 @@ def check_file(job: tuple[str, str, str, float, int]) -> FileCheck:
         "codec": info.codec,
     }
     frames_in_clip = min(info.duration_s, clip_duration_s) * info.fps
-    if frames_in_clip < num_frames:
+    reason = too_short_for_clips(info, clip_duration_s)
+    if reason is None and frames_in_clip < num_frames:
         reason = (
             f"too short: {info.duration_s:.2f} s at {info.fps:.1f} fps gives {frames_in_clip:.0f} frames per "
             f"clip, fewer than num_frames={num_frames}"
         )
+    if reason:  # intact, but training would skip it: not a file to delete as damaged
         return FileCheck(path, split, label, "too_short", reason, **header)
     try:
         decode_last_clip(path, clip_duration_s, num_frames, short_side=CHECK_SHORT_SIDE)

@@ -75,12 +75,12 @@ class VideoClassificationLightningModule(pl.LightningModule):
     `BackboneFinetuning` callback can train the head alone for the first epochs: only trainable parameters
     reach the optimizer.
 
-    Logs train_loss, val_loss, val_acc_top1, val_acc_top5 (per clip), val_acc_mean_class (per-clip accuracy of
-    each class, averaged over the classes) and val_video_acc_top1/top5 (clip logits averaged per video), per
-    epoch. `test` logs the same names with the prefix test_, per view, and test_video_acc_top1/top5 from the
-    softmax scores averaged over each video's views, the multi-view protocol of PyTorchVideo's model zoo
-    (averaging or summing the scores gives the same ranking). `class_names` is kept in the checkpoint so
-    predictions can print names.
+    Logs the training loss per step and per epoch (train_loss_step, train_loss_epoch), and per epoch val_loss,
+    val_acc_top1, val_acc_top5 (per clip), val_acc_mean_class (per-clip accuracy of each class, averaged over the
+    classes) and val_video_acc_top1/top5 (clip logits averaged per video). `test` logs the same names with the
+    prefix test_, per view, and test_video_acc_top1/top5 from the softmax scores averaged over each video's views,
+    the multi-view protocol of PyTorchVideo's model zoo (averaging or summing the scores gives the same ranking).
+    `class_names` is kept in the checkpoint so predictions can print names.
 
     GPU speed options (the results do not change beyond floating-point rounding):
         channels_last: keep the model and its input in `torch.channels_last_3d`, the memory layout cuDNN's

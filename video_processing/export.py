@@ -97,10 +97,9 @@ def parity_clips(classifier: Classifier, video: Path | None) -> tuple[torch.Tens
     settings, num_frames = classifier.clips, classifier.module.hparams.num_frames
     with tempfile.TemporaryDirectory() as tmp:
         if video is None:
-            fps = 25
-            frames = render_video(
-                "spinning", np.random.default_rng(0), 128, 128, round(3 * settings.clip_duration * fps), fps
-            )
+            # half a clip more than 3: a video of exactly 3 clips can end a frame short of the third
+            fps, seconds = 25, 3.5 * settings.clip_duration
+            frames = render_video("spinning", np.random.default_rng(0), 128, 128, round(seconds * fps), fps)
             video_path = Path(tmp) / "self_made.mp4"
             write_video(video_path, frames, fps)
         else:

@@ -363,16 +363,18 @@ def _decode_file(
         container.close()
 
 
-def _usable_duration(path: VideoSource, info: VideoInfo, clip_duration_s: float) -> float:
-    """The video's duration; VideoError when it covers less than half a clip (too little to show an action).
-
-    A container that states no duration (0) is let through: the frame count decides then.
-    """
+def too_short_for_clips(info: VideoInfo, clip_duration_s: float) -> str | None:
+    """Why a video with this header is too short to train on (it covers less than half a clip, too little to show
+    an action), or None. A container that states no duration (0) is let through: the frame count decides then."""
     if 0 < info.duration_s < clip_duration_s / 2:
-        raise VideoError(
-            path,
-            f"too short: {info.duration_s:.2f} s, less than half the clip duration ({clip_duration_s:.2f} s)",
-        )
+        return f"too short: {info.duration_s:.2f} s, less than half the clip duration ({clip_duration_s:.2f} s)"
+    return None
+
+
+def _usable_duration(path: VideoSource, info: VideoInfo, clip_duration_s: float) -> float:
+    """The video's duration; VideoError when it is too short (`too_short_for_clips`)."""
+    if reason := too_short_for_clips(info, clip_duration_s):
+        raise VideoError(path, reason)
     return info.duration_s
 
 

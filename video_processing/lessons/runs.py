@@ -24,13 +24,14 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import BackboneFinetuning, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.inference.checkpoints import load_module
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.models.backbones import get_backbone
+from video_processing.models.finetuning import FrozenBackboneFinetuning
 
 
 @dataclass(frozen=True)
@@ -204,15 +205,15 @@ def run_loggers(run: Run, logs_dir: str | Path) -> list[pl.loggers.Logger]:
 def build_trainer(run: Run, logs_dir: str | Path, *, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     """Trainer on whatever accelerator there is, at the device's best precision (`precision_for_device`).
 
-    Logs to logs_dir/run.name/version_N/ (metrics.csv and TensorBoard events), keeps the best (validation
-    top-1) and the last checkpoint in that folder's checkpoints/, and adds Lightning's BackboneFinetuning when
-    the run freezes its backbone at first. `callbacks` are added after those.
+    Logs to logs_dir/run.name/version_N/ (metrics.csv and TensorBoard events), keeps the best epoch (validation
+    top-1, epoch=N-step=M.ckpt) and the last epoch (last.ckpt) in that folder's checkpoints/, and adds
+    `FrozenBackboneFinetuning` when the run freezes its backbone at first. `callbacks` are added after those.
     """
     extra = []
     if run.unfreeze_at_epoch is not None:
-        # train_bn=False: frozen batch norms keep their pretrained statistics, and no gradient has to flow
-        # through the frozen backbone, so the head-only epochs cost little more than inference.
-        extra.append(BackboneFinetuning(unfreeze_backbone_at_epoch=run.unfreeze_at_epoch, train_bn=False))
+        # Until that epoch the backbone, batch norms included, does not change and no gradient flows through it,
+        # so the head-only epochs cost little more than inference; then every layer trains.
+        extra.append(FrozenBackboneFinetuning(unfreeze_backbone_at_epoch=run.unfreeze_at_epoch))
     return pl.Trainer(
         accelerator="auto",
         devices=1,
@@ -221,7 +222,13 @@ def build_trainer(run: Run, logs_dir: str | Path, *, callbacks: Sequence[pl.Call
         limit_train_batches=run.limit_batches,
         limit_val_batches=run.limit_batches,
         logger=run_loggers(run, logs_dir),
-        callbacks=[ModelCheckpoint(monitor="val_acc_top1", mode="max", save_last=True), *extra, *callbacks],
+        callbacks=[
+            ModelCheckpoint(monitor="val_acc_top1", mode="max"),  # the best epoch
+            # the last epoch, last.ckpt (configs/synthetic.yaml says why not save_last=True)
+            ModelCheckpoint(filename="last", enable_version_counter=False),
+            *extra,
+            *callbacks,
+        ],
         log_every_n_steps=1,
     )
 
@@ -238,15 +245,16 @@ def latest_run(logs_dir: str | Path, run: Run) -> Path | None:
 
 def load_latest(
     data: KineticsDataModule, run: Run, logs_dir: str | Path
-) -> tuple[VideoClassificationLightningModule, Path] | None:
-    """The last checkpoint of the newest finished run of this size on these classes, and its folder, or None."""
+) -> tuple[VideoClassificationLightningModule, Path, int] | None:
+    """The newest finished run of this size on these classes: its last epoch's model (last.ckpt), its folder and
+    that epoch's number (counted from 0, as metrics.csv counts), or None."""
     folder = latest_run(logs_dir, run)
     if folder is None:
         return None
-    model, _ = load_module(folder / "checkpoints" / "last.ckpt")  # as data: see checkpoints.py
+    model, checkpoint = load_module(folder / "checkpoints" / "last.ckpt")  # as data: see checkpoints.py
     if list(model.hparams.class_names or []) != list(data.classes):
         return None
-    return model, folder
+    return model, folder, checkpoint["epoch"]
 
 
 class _StepClock(pl.Callback):

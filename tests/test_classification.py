@@ -30,7 +30,7 @@ def test_kinetics_resnet_size():
 
 
 def test_too_small_input_is_refused():
-    with pytest.raises(ValueError, match="crop_size=16: resnet downsamples by 32"):
+    with pytest.raises(ValueError, match="crop_size=16: resnet needs a crop of at least 32 pixels"):
         make_kinetics_resnet(crop_size=16)
 
 

@@ -45,7 +45,9 @@ def test_the_map_comes_from_the_last_3d_stage_and_covers_the_clip(backbone, stag
         num_classes=3, stem_dim_out=4, num_frames=4, crop_size=64, backbone=backbone
     )
     assert last_stage(module.backbone) is module.backbone.get_submodule(stage)
-    classifier = Classifier(module.eval(), ["a", "b", "c"], ClipSettings(1.0, 64, (0.45,) * 3, (0.225,) * 3))
+    classifier = Classifier(
+        module.eval(), ["a", "b", "c"], ClipSettings(1.0, 4, 64, 64, 64, 0.0, (0.45,) * 3, (0.225,) * 3)
+    )
     clip = classifier_preset(classifier)(torch.randint(0, 256, (4, 3, 64, 80), dtype=torch.uint8))
     cam = clip_cam(classifier, clip, target=1)
     assert cam.shape == (4, 64, 64) and cam.min() >= 0  # upsampled in time and space, ReLU'd
@@ -127,7 +129,9 @@ def test_a_briefly_trained_model_looks_at_the_moving_shape():
     module = VideoClassificationLightningModule(
         num_classes=3, class_names=list(SHAPES), lr=5e-3, stem_dim_out=4, num_frames=num_frames, crop_size=size
     )
-    classifier = Classifier(module, list(SHAPES), ClipSettings(1.2, size, (0.45,) * 3, (0.225,) * 3))
+    classifier = Classifier(
+        module, list(SHAPES), ClipSettings(1.2, num_frames, size, size, size, 0.0, (0.45,) * 3, (0.225,) * 3)
+    )
     preset = classifier_preset(classifier)
     items = [{"video": preset(frames), "label": label} for frames, label in _shape_clips(0, 8, size, num_frames)]
 

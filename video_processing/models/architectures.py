@@ -9,9 +9,13 @@ Both keep their reference's state-dict keys, so the published weights load uncha
 from __future__ import annotations
 
 import torch
-from pytorchvideo.models.net import Net
 from torch import nn
 from torchvision.models.video.s3d import S3D as TorchvisionS3D
+
+from video_processing.models.quiet import importing_pytorchvideo
+
+with importing_pytorchvideo():
+    from pytorchvideo.models.net import Net
 
 SLOWFAST_ALPHA = 4  # frames of the fast pathway per frame of the slow one (the zoo's 8x8 model)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import re
 import urllib.parse
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -31,11 +30,9 @@ from torchvision.models import video as tv_video
 from video_processing.data.downloads import fetch, redact, sha256_of
 from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD
 from video_processing.models.architectures import S3D, SLOWFAST_ALPHA, SlowFast
+from video_processing.models.quiet import importing_pytorchvideo
 
-with warnings.catch_warnings():
-    # PyTorchVideo's models import fvcore, which scripts a loss with torch.jit.script at import time: a
-    # FutureWarning (torch.jit is deprecated) about code this package never runs, printed before any output.
-    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+with importing_pytorchvideo():
     from pytorchvideo.models.resnet import create_resnet
     from pytorchvideo.models.slowfast import create_slowfast
     from pytorchvideo.models.x3d import create_x3d

@@ -1,13 +1,15 @@
 """Known messages of the pinned libraries that say nothing to a user of this package, silenced one at a time.
 
-Each filter names one message; every other warning and log line still shows. Importing this module installs them
-(the modules that import Lightning do).
+Each filter names one message; every other warning and log line still shows. Importing this module installs the
+two about training (classification.py does); `importing_pytorchvideo` scopes the third to PyTorchVideo's import.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Lightning 2.6 flattens logged values with torch's LeafSpec, deprecated since torch 2.9: one FutureWarning per
 # run about Lightning's code, which Lightning, not the user, has to change.
@@ -23,3 +25,12 @@ class _NoTips(logging.Filter):
 
 # rank_zero_info logs through this logger; a filter on the logger itself drops the record for every handler.
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoTips())
+
+
+@contextmanager
+def importing_pytorchvideo() -> Iterator[None]:
+    """Around the first import of PyTorchVideo's models: they import fvcore, which scripts a loss with
+    torch.jit.script at import time, a FutureWarning (torch.jit is deprecated) about code this package never runs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        yield

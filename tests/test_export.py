@@ -14,6 +14,7 @@ from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
 
 from video_processing import export
 from video_processing.classification import VideoClassificationLightningModule
+from video_processing.data.transforms import ClipSettings
 from video_processing.inference.classifiers import load_classifier
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.models.backbones import build_backbone
@@ -121,6 +122,7 @@ def test_one_tensor_backbones_export_to_onnx_within_the_tolerance(name, num_fram
     model = build_backbone(name, 3, num_frames=num_frames, crop_size=crop_size, **options).eval()
     out = tmp_path / f"{name}.onnx"
     export.export_model(model, "onnx", out, torch.randn(2, 3, num_frames, crop_size, crop_size))
-    sidecar = Sidecar("onnx", ["a", "b", "c"], 1.0, num_frames, crop_size, crop_size, [0.45] * 3, [0.225] * 3)
+    clips = ClipSettings(1.0, num_frames, crop_size, crop_size, crop_size, 0.0, (0.45,) * 3, (0.225,) * 3)
+    sidecar = Sidecar("onnx", ["a", "b", "c"], clips)
     parity = export.check_parity(model, OnnxModel(out, sidecar), torch.randn(3, 3, num_frames, crop_size, crop_size))
     assert parity.num_clips == 3 and parity.max_abs_diff <= 1e-3 and parity.top1_agreement == 1.0

@@ -236,7 +236,8 @@ def test_interrupted_fit_resumes_from_last_checkpoint_with_its_step_epoch_optimi
 ):
     """12 videos, batches of 4: 3 steps per epoch, 2 epochs; a checkpoint every 2 steps, stopped at step 5."""
     config = yaml.safe_load((REPO / "configs" / "synthetic.yaml").read_text())
-    config["trainer"]["callbacks"][0]["init_args"]["every_n_train_steps"] = 2
+    (keep_last,) = [c for c in config["trainer"]["callbacks"] if c["init_args"].get("filename") == "last"]
+    keep_last["init_args"]["every_n_train_steps"] = 2  # last.ckpt every 2 steps instead of every epoch
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     monkeypatch.chdir(tmp_path)  # the config's logs and checkpoints are relative paths
     with pytest.raises(Preempted):
@@ -254,7 +255,9 @@ def test_interrupted_fit_resumes_from_last_checkpoint_with_its_step_epoch_optimi
     assert float(resumed.adam_state["step"]) == 4
     assert torch.equal(resumed.adam_state["exp_avg"], saved_adam["exp_avg"])
     final = _load_last_checkpoint(tmp_path)
-    assert (final["epoch"], final["global_step"]) == (2, total_steps)  # where an uninterrupted run ends
+    # where an uninterrupted run ends: step 6, saved by the every-2-steps save at the last batch of epoch 1 (the
+    # second), which a save inside an epoch records as that epoch
+    assert (final["epoch"], final["global_step"]) == (1, total_steps)
 
 
 # --- determinism -----------------------------------------------------------------------------------------

@@ -31,10 +31,6 @@ def test_training_lesson_executed_unattended_is_quiet(monkeypatch):
     nb = nbformat.read(ROOT / "notebooks" / "03_training.ipynb", as_version=4)
     NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     out, err = _printed(nb)
-    # transformers (the optional [transformers] extra, which dev installs) is imported by Lightning when present and
-    # pulls in tqdm.auto, which warns in a kernel without ipywidgets; with ipywidgets, a page would load the widget
-    # manager from a CDN instead. That one line is the optional extra's message, not the lesson's
-    err = re.sub(r".*tqdm/auto\.py:\d+: TqdmWarning: IProgress not found.*\n.*\n", "", err)
     text = out + err
     assert "Warning" not in text and "warnings.warn" not in text, err
     assert "Tip:" not in text

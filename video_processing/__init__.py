@@ -2,6 +2,8 @@
 
 from importlib import import_module
 
+import video_processing.models.quiet  # noqa: F401  (silences known library messages before Lightning is imported)
+
 _EXPORTS = {
     "KineticsDataModule": "video_processing.kinetics_module",
     "VideoClassificationLightningModule": "video_processing.classification",

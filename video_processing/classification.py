@@ -21,7 +21,6 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-import video_processing.models.quiet  # noqa: F401  (silences two known library messages; see models/quiet.py)
 from video_processing.models.backbones import BACKBONES, KINETICS_CLASSES, build_backbone, get_backbone, split_head
 
 

@@ -1,7 +1,8 @@
 """Known messages of the pinned libraries that say nothing to a user of this package, silenced one at a time.
 
-Each filter names one message; every other warning and log line still shows. Importing this module installs the
-two about training (classification.py does); `importing_pytorchvideo` scopes the third to PyTorchVideo's import.
+Each filter names one message; every other warning and log line still shows. Importing this module installs three
+(the package's `__init__` does, before anything imports Lightning); `importing_pytorchvideo` scopes the fourth to
+PyTorchVideo's import.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from contextlib import contextmanager
 # Lightning 2.6 flattens logged values with torch's LeafSpec, deprecated since torch 2.9: one FutureWarning per
 # run about Lightning's code, which Lightning, not the user, has to change.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+
+# torchmetrics (so Lightning) imports transformers whenever it is installed (the [transformers] extra), and
+# transformers imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets. No bar of this package or of
+# Lightning uses tqdm.auto there (Lightning picks plain tqdm without ipywidgets), so the advice is about nothing shown.
+warnings.filterwarnings("ignore", message=r"IProgress not found")
 
 
 class _NoTips(logging.Filter):

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
 
@@ -113,10 +114,18 @@ def test_without_onnxruntime_the_error_names_the_extra(onnx_file, checkpoint, sm
     assert "video-classification[export]" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name, num_frames, crop_size", [("slowfast_r50", 8, 32), ("videomae_base", 2, 32)])
-def test_one_tensor_backbones_export_to_onnx_within_the_tolerance(name, num_frames, crop_size, tmp_path):
-    """SlowFast samples its slow pathway and VideoMAE permutes its input inside the model: the exported file
-    takes the one (batch, 3, T, H, W) clip tensor, any batch, and gives the module's logits."""
+@pytest.mark.parametrize(
+    "name, num_frames, crop_size",
+    [("slowfast_r50", 8, 32), ("videomae_base", 2, 32), ("swin3d_t", 4, 32), ("s3d", 16, 224)],
+)
+def test_the_new_backbones_export_to_onnx_within_the_tolerance(name, num_frames, crop_size, tmp_path):
+    """SlowFast samples its slow pathway and VideoMAE permutes its input inside the model; Swin-T's shifted windows
+    and S3D's separable convolutions export as they are: the exported file takes the one (batch, 3, T, H, W) clip
+    tensor, any batch, and gives the module's logits.
+
+    Smaller inputs than the weights' (the same layers; full-size figures in docs/benchmarks.md): at 4 x 32 Swin-T's
+    first stage pads its 8 x 8 tokens to 7 x 7 windows and shifts every other block's by 3, as at 32 x 224; S3D
+    takes 224 px crops only, and 16 frames instead of 64. VideoMAE with one of its 12 layers."""
     torch.manual_seed(0)
     options = {"num_hidden_layers": 1} if name == "videomae_base" else {}
     model = build_backbone(name, 3, num_frames=num_frames, crop_size=crop_size, **options).eval()
@@ -126,3 +135,33 @@ def test_one_tensor_backbones_export_to_onnx_within_the_tolerance(name, num_fram
     sidecar = Sidecar("onnx", ["a", "b", "c"], clips)
     parity = export.check_parity(model, OnnxModel(out, sidecar), torch.randn(3, 3, num_frames, crop_size, crop_size))
     assert parity.num_clips == 3 and parity.max_abs_diff <= 1e-3 and parity.top1_agreement == 1.0
+
+
+@pytest.fixture(scope="module")
+def mvit_checkpoint(tmp_path_factory) -> Path:
+    """An untrained MViTv2-S for 3 classes (random weights), saved as training saves it."""
+    path = tmp_path_factory.mktemp("mvit") / "mvit.ckpt"
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(VideoClassificationLightningModule(num_classes=3, backbone="mvit_v2_s", num_frames=16))
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_onnx_export_of_mvit_is_refused_before_exporting_naming_torchscript(mvit_checkpoint, tmp_path, capsys):
+    out = tmp_path / "mvit.onnx"
+    assert export.main([str(mvit_checkpoint), "--format", "onnx", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ONNX export of mvit_v2_s is not offered: ") and "--format torchscript" in err
+    assert not out.exists() and not sidecar_path(out).exists()
+
+
+def test_mvit_exports_to_torchscript_with_the_same_logits(mvit_checkpoint, tmp_path):
+    """What the refusal above offers instead: traced on 2 clips, the file takes 1 and gives the module's logits."""
+    network = load_classifier(mvit_checkpoint).module.model
+    out = tmp_path / "mvit.pt"
+    torch.manual_seed(0)
+    export.export_model(network, "torchscript", out, torch.randn(2, 3, 16, 224, 224))
+    parity = export.check_parity(
+        network, export.load_exported_model("torchscript", out, None), torch.randn(1, 3, 16, 224, 224)
+    )
+    assert parity.num_clips == 1 and parity.max_abs_diff <= 1e-5

@@ -126,15 +126,17 @@ class FallingValAccuracy(pl.Callback):
             trainer.callback_metrics["val_acc_top1"] = torch.tensor(1.0 - 0.1 * trainer.current_epoch)
 
 
-def random_batches(count: int, num_classes: int, clip_shape: tuple[int, ...] = (3, 4, 32, 32)) -> list[dict]:
-    """`count` batches of 4 random clips with random labels, shaped like the data module's batches."""
+def random_batches(
+    count: int, num_classes: int, clip_shape: tuple[int, ...] = (3, 4, 32, 32), batch_size: int = 4
+) -> list[dict]:
+    """`count` batches of `batch_size` random clips with random labels, shaped like the data module's batches."""
     generator = torch.Generator().manual_seed(0)
     return [
         {
-            "video": torch.randn(4, *clip_shape, generator=generator),
-            "label": torch.randint(num_classes, (4,), generator=generator),
-            "video_name": [f"v{i}" for i in range(4)],
-            "video_index": torch.arange(4),
+            "video": torch.randn(batch_size, *clip_shape, generator=generator),
+            "label": torch.randint(num_classes, (batch_size,), generator=generator),
+            "video_name": [f"v{i}" for i in range(batch_size)],
+            "video_index": torch.arange(batch_size),
             "skipped": [],
         }
         for _ in range(count)

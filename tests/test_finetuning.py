@@ -16,6 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from video_processing.__main__ import main
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.lessons import runs
+from video_processing.models.backbones import BACKBONES, build_backbone
 from video_processing.models.finetuning import FrozenBackboneFinetuning
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("finetune_*.yaml"))
@@ -49,9 +50,9 @@ def _module(backbone: str = "x3d_xs", num_frames: int = 4, crop_size: int = 32) 
     )
 
 
-def _fit(module, trainer: pl.Trainer, epochs_of_batches: int = 1) -> list[str]:
+def _fit(module, trainer: pl.Trainer, epochs_of_batches: int = 1, batch_size: int = 4) -> list[str]:
     """Fit on random clips; the warnings the run raised."""
-    batches = random_batches(epochs_of_batches, 3, tuple(module.example_input_array.shape[1:]))
+    batches = random_batches(epochs_of_batches, 3, tuple(module.example_input_array.shape[1:]), batch_size)
     loader = torch.utils.data.DataLoader(batches, batch_size=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -70,17 +71,23 @@ def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) ->
     return {name for name in before if not torch.equal(before[name], after[name])}
 
 
-def _assert_frozen_then_trained(recorder: _Recorder, module, unfreeze_at: int, train_bn: bool = True) -> None:
-    """Frozen epochs: nothing of the backbone changes (weights, batch-norm statistics and counters), the head
-    trains, the optimizer holds the head alone. The epoch after: the backbone trains, in a group of its own."""
+def _assert_frozen(recorder: _Recorder, module, epochs: int) -> None:
+    """The first `epochs` epochs: nothing of the backbone changes (weights, batch-norm statistics and counters), the
+    head trains, the optimizer holds the head alone."""
     head = {id(p) for p in module.head.parameters()}
-    norms = [name for name, m in module.backbone.named_modules() if isinstance(m, _BatchNorm)]  # none in a ViT
-    for epoch in range(unfreeze_at):
+    for epoch in range(epochs):
         before, after = recorder.backbone[epoch], recorder.backbone[epoch + 1]
         changed = sorted(_changed(before, after))
         assert not changed, f"epoch {epoch}: {len(changed)} tensors of the frozen backbone changed: {changed[:4]}"
         assert not torch.equal(recorder.head[epoch], recorder.head[epoch + 1]), f"epoch {epoch}: the head did not train"
         assert recorder.groups[epoch + 1] == [head], f"epoch {epoch}: the optimizer holds more than the head"
+
+
+def _assert_frozen_then_trained(recorder: _Recorder, module, unfreeze_at: int, train_bn: bool = True) -> None:
+    """Frozen epochs as `_assert_frozen` says. The epoch after: the backbone trains, in a group of its own."""
+    _assert_frozen(recorder, module, unfreeze_at)
+    head = {id(p) for p in module.head.parameters()}
+    norms = [name for name, m in module.backbone.named_modules() if isinstance(m, _BatchNorm)]  # none in a ViT
     changed = _changed(recorder.backbone[unfreeze_at], recorder.backbone[unfreeze_at + 1])
     trains = {id(p) for m in module.backbone.modules() if train_bn or not isinstance(m, _BatchNorm)
               for p in m.parameters(recurse=False)}  # fmt: skip
@@ -102,6 +109,31 @@ def test_the_frozen_backbone_does_not_change_and_the_head_trains(name, num_frame
     caught = _fit(module, trainer)
     _assert_frozen_then_trained(recorder, module, unfreeze_at=1)
     assert not [message for message in caught if "already exist within another group" in message]
+
+
+# The smallest clip (frames, crop) each entry takes: MViT's fixed 16 x 224; S3D's 224 px crop and the 16 frames its
+# final 2 x 7 x 7 pooling needs after a temporal stride of 8; SlowFast's 8 fast frames (2 slow); 2 x 32 elsewhere.
+SMALLEST_INPUT = {"mvit_v2_s": (16, 224), "s3d": (16, 224), "slowfast_r50": (8, 32)}
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_every_entry_trains_its_head_alone_while_the_backbone_is_frozen(name):
+    """Each registry entry, random weights, at its smallest input: the layer its entry names as the head is the
+    network's final classifier (its output is the logits), and during a frozen epoch (batches of 2 clips) only
+    that head trains: no backbone tensor changes (weights, batch-norm statistics) and the optimizer holds the head
+    alone. The unfrozen epochs are checked on the four architectures above."""
+    frames, crop = SMALLEST_INPUT.get(name, (2, 32))
+    torch.manual_seed(0)
+    network = build_backbone(name, num_frames=frames, crop_size=crop).eval()
+    head, outputs = network.get_submodule(BACKBONES[name].head), []
+    head.register_forward_hook(lambda module, args, output: outputs.append(output))
+    with torch.no_grad():
+        logits = network(torch.randn(1, 3, frames, crop, crop))
+    assert isinstance(head, torch.nn.Linear) and logits.shape == (1, 400)
+    torch.testing.assert_close(outputs[0].reshape(logits.shape), logits, rtol=0, atol=0)
+    module, recorder = _module(name, frames, crop), _Recorder()
+    _fit(module, _quiet_trainer(1, [FrozenBackboneFinetuning(unfreeze_backbone_at_epoch=1), recorder]), batch_size=2)
+    _assert_frozen(recorder, module, epochs=1)
 
 
 def test_train_bn_false_keeps_the_batch_norms_frozen_after_the_unfreeze_epoch():

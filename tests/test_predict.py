@@ -25,7 +25,7 @@ from stream_helpers import mpegts_bytes, stalling_server
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipSettings, eval_preset
 from video_processing.data.video import decode_uniform_clips, write_video
-from video_processing.inference.classifiers import Classifier, load_classifier
+from video_processing.inference.classifiers import Classifier, load_classifier, pretrained_classifier
 from video_processing.inference.predictions import SegmentWriter, predict_segments, predict_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons.standins import serve_directory, write_avi, write_standin_weights
@@ -374,17 +374,49 @@ def test_realtime_drops_the_windows_a_slow_model_has_no_time_for_and_says_how_ma
     assert [w[0] for w in windows] == sorted(w[0] for w in windows) and segments[-1][1] == 8
 
 
-@pytest.mark.parametrize("name", ["slowfast_r50", "videomae_base"])
-def test_the_new_backbone_names_predict_kinetics_classes(name, tmp_path, videos, capsys, monkeypatch):
-    """One clip tensor through SlowFast's two pathways and VideoMAE's permuted input (smaller clips than the
-    entries' for speed: the model and its weights are built for them alike)."""
-    small = dict(num_frames=8, crop_size=64, short_side=64) if name == "slowfast_r50" else {}
-    small = small or dict(num_frames=2, crop_size=32, short_side=32)
-    monkeypatch.setitem(BACKBONES, name, dataclasses.replace(BACKBONES[name], **small))
-    weights = write_standin_weights(name, tmp_path / "served")
+def _weights_in(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict a weight file holds: safetensors, a plain state dict or a zoo checkpoint's "model_state"."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state = torch.load(path, weights_only=True)
+    return state.get("model_state", state)
+
+
+# Each entry at its smallest input (frames, crop, short side): MViT's fixed 16 x 224, S3D's 224 px crop and 16
+# frames, SlowFast's 8 fast frames; 2 x 32 elsewhere. The model and its stand-in weights are built for it alike.
+PREDICT_INPUT = {"mvit_v2_s": (16, 224, 256), "s3d": (16, 224, 224), "slowfast_r50": (8, 32, 32)}
+
+
+@pytest.mark.parametrize("name", [name for name, entry in BACKBONES.items() if entry.weights_url])
+def test_every_pretrained_name_predicts_kinetics_classes_with_the_weights_served(
+    name, tmp_path, videos, capsys, monkeypatch
+):
+    """`predict NAME` for every entry with weights, each file in its real format (PyTorchVideo's zoo checkpoint,
+    torchvision's plain state dict, Hugging Face's safetensors), served on 127.0.0.1 and downloaded through the
+    registry's path: the network predict runs holds the served tensors (its head, the file's projection), and
+    it names Kinetics-400 classes. Each at its smallest input, for speed: the network and the stand-in weights are
+    built for it alike, and the files' keys and formats are the same at any input."""
+    frames, crop, short_side = PREDICT_INPUT.get(name, (2, 32, 32))
+    small = dataclasses.replace(BACKBONES[name], num_frames=frames, crop_size=crop, short_side=short_side)
+    monkeypatch.setitem(BACKBONES, name, small)
+    weights = write_standin_weights(name, tmp_path / "served", seed=1)
+    loaded = []
+
+    def keep(*args, **kwargs) -> Classifier:  # the classifier predict runs
+        loaded.append(pretrained_classifier(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr("video_processing.inference.predictions.pretrained_classifier", keep)
     with serve_directory(tmp_path / "served") as url:
-        monkeypatch.setitem(BACKBONES, name, dataclasses.replace(BACKBONES[name], weights_url=f"{url}/{weights.name}"))
+        monkeypatch.setitem(BACKBONES, name, dataclasses.replace(small, weights_url=f"{url}/{weights.name}"))
         assert main([name, str(videos["mp4"]), "--json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert len(record["top"]) == 5
     assert {entry["class"] for entry in record["top"]} <= set(kinetics400_classes())
+    (classifier,) = loaded
+    head, parts = small.head, classifier.module.model
+    for key, tensor in _weights_in(weights).items():
+        held = parts.head if key.startswith(f"{head}.") else parts.backbone
+        torch.testing.assert_close(held.state_dict()[key.removeprefix(f"{head}.")], tensor, rtol=0, atol=0, msg=key)

@@ -7,7 +7,8 @@
 Columns, each for one clip ("view") of the entry's frames x crop x crop, random weights, 400 classes:
 - params (M):         parameters.
 - GFLOPs/view:        torch.utils.flop_counter.FlopCounterMode over one forward, a multiply and an add counted
-                      as two FLOPs (papers often print multiply-adds, half of this).
+                      as two FLOPs (papers often print multiply-adds, half of this). Both are
+                      `video_processing.models.costs.view_cost`'s, the figures lesson 05's table prints.
 - CPU clips/s:        inference (no_grad, batch 1, float32) after one warm-up forward, on this machine's cores.
 - act. MB/clip:       bytes the forward keeps for the backward pass (saved_tensors_hooks, float32, training
                       mode), per clip; "ckpt." the same with activation checkpointing of the entry's blocks
@@ -19,6 +20,8 @@ Columns, each for one clip ("view") of the entry's frames x crop x crop, random 
                       activations (one block at a time) are left out.
 - GPU peak GB @8 bf16, GPU train clips/s @8: measured on a CUDA device (bf16 autocast, Adam, batch 8); else
                       printed as "not measured".
+- K400 top-1, source: the published Kinetics-400 top-1 of the entry's weights and where it is published
+                      (the registry entry's `top1`, `top1_source`).
 """
 
 from __future__ import annotations
@@ -29,10 +32,10 @@ import time
 import torch
 import torch.nn.functional as F
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper
-from torch.utils.flop_counter import FlopCounterMode
 
 from video_processing.classification import checkpoint_blocks
 from video_processing.models.backbones import BACKBONES, build_backbone
+from video_processing.models.costs import view_cost
 
 ADAM_BYTES_PER_PARAM = 16  # fp32 weight, gradient, exp_avg, exp_avg_sq
 CUDA_OVERHEAD_GB = 1.0
@@ -107,16 +110,15 @@ def measure(name: str, *, tiny: bool, repeats: int) -> dict:
         frames, crop = (8 if name == "slowfast_r50" else 2), 32
     torch.manual_seed(0)
     sizes = {"stem_dim_out": 8} if tiny and name == "resnet" else {}
+    cost = view_cost(name, frames, crop, **sizes)
     model = build_backbone(name, num_frames=frames, crop_size=crop, **sizes)
     clip = torch.randn(1, 3, frames, crop, crop)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model.eval()(clip)  # also the warm-up of the timed forwards
+    cpu_clips_per_s(model, clip, repeats=1)  # warm-up
     row = {
         "name": name,
         "input": f"{frames}x{crop}",
-        "params": sum(p.numel() for p in model.parameters()),
-        "gflops": counter.get_total_flops() / 1e9,
+        "params": cost.params,
+        "gflops": cost.flops / 1e9,
         "cpu": cpu_clips_per_s(model, clip, repeats),
     }
     row["act_mb"] = saved_activation_bytes(model, clip) / 1e6
@@ -139,14 +141,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; random weights; batch 1 on the CPU")
     header = ("backbone", "input", "params (M)", "GFLOPs/view", "CPU clips/s", "act. MB/clip", "ckpt. MB/clip",
               "T4 est. GB @8",
-              "GPU peak GB @8 bf16", "GPU train clips/s @8")  # fmt: skip
+              "GPU peak GB @8 bf16", "GPU train clips/s @8", "K400 top-1", "source")  # fmt: skip
     print(" | ".join(header))
     for name in args.names:
-        r = measure(name, tiny=args.tiny, repeats=args.repeats)
+        r, entry = measure(name, tiny=args.tiny, repeats=args.repeats), BACKBONES[name]
         gpu = [f"{r['gpu'][0]:.1f}", f"{r['gpu'][1]:.1f}"] if r["gpu"] else ["not measured: no GPU"] * 2
+        top1 = [f"{entry.top1:.2f}", entry.top1_source] if entry.top1 is not None else ["-", "(from scratch)"]
         cells = [r["name"], r["input"], f"{r['params'] / 1e6:.1f}", f"{r['gflops']:.1f}", f"{r['cpu']:.2f}",
                  f"{r['act_mb']:.0f}", "-" if r["ckpt_mb"] is None else f"{r['ckpt_mb']:.0f}", f"{r['t4_gb']:.1f}",
-                 *gpu]  # fmt: skip
+                 *gpu, *top1]  # fmt: skip
         print(" | ".join(cells), flush=True)
 
 

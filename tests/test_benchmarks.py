@@ -187,7 +187,18 @@ def test_backbone_benchmark_prints_a_row_per_entry_with_checkpointed_activations
     assert float(swin[3]) > 0 and float(x3d[4]) > 0  # GFLOPs (x3d_xs at 2x32: under 0.05), clips/s
     assert x3d[6] == "-" and float(swin[6]) < float(swin[5])  # checkpointing keeps less
     expected = "not measured: no GPU" if not torch.cuda.is_available() else None
-    assert expected is None or x3d[-1] == expected
+    assert expected is None or x3d[-3] == expected
+    assert x3d[-2:] == ["69.12", "PyTorchVideo model zoo"] and swin[-2:] == ["77.72", "torchvision weights `_metrics`"]
+
+
+def test_export_benchmark_prints_a_row_per_backbone_with_its_parity():
+    output = run_benchmark("export_backbones.py", "--tiny", "--names", "x3d_xs", "r3d_18")
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in output.splitlines() if " | " in line}
+    assert set(rows) == {"backbone", "x3d_xs", "r3d_18"}
+    for name in ("x3d_xs", "r3d_18"):
+        _, fmt, size, export_s, parity_s, file_mb, peak_gb, diff, agreement = rows[name]
+        assert (fmt, size) == ("onnx", "2x32") and agreement == "100%" and float(diff) <= 1e-3
+        assert float(export_s) > 0 and float(parity_s) >= 0 and min(float(file_mb), float(peak_gb)) > 0
 
 
 def test_explain_benchmark_prints_each_class_and_the_mean(small_dataset, tmp_path):

@@ -43,7 +43,7 @@ FORMATS = ("onnx", "torchscript")
 # checked by tests/test_export.py (some at smaller inputs than their weights'); docs/benchmarks.md has the figures.
 REFUSED = {
     ("mvit_v2_s", "onnx"): (
-        "ONNX export of mvit_v2_s is not offered: torch.onnx takes about 2 minutes and 4.4 GB of memory for it on "
+        "ONNX export of mvit_v2_s is not offered: torch.onnx takes about 2 minutes and 4.5 GB of memory for it on "
         "2 CPU cores (its input is fixed at 16 x 224 x 224), more than this package's tests can spend on each "
         "change, so a file it wrote would go unchecked. Use --format torchscript (checked: the same logits)"
     ),

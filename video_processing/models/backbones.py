@@ -68,6 +68,8 @@ class Backbone:
     network takes exactly (num_frames, crop_size) (MViT's position tables are sized for it); `min_crop_size` is the
     smallest crop it takes (most downsample by 32; S3D pools 7x7 after that). `blocks` are the
     class names of the layers that activation checkpointing recomputes (the transformers' blocks; empty: not offered).
+    `top1` is the published Kinetics-400 top-1 accuracy (%) of its weights, each under its own protocol (views per
+    video differ), and `top1_source` where it is published.
     """
 
     name: str
@@ -84,6 +86,12 @@ class Backbone:
     fixed_input: bool = False
     min_crop_size: int = SPATIAL_STRIDE
     blocks: tuple[str, ...] = ()
+    top1: float | None = None
+    top1_source: str = ""
+
+
+# PyTorchVideo's docs/source/model_zoo.md, 3 x 10 views per video.
+PYTORCHVIDEO_ZOO = "PyTorchVideo model zoo"
 
 
 def _resnet(num_frames: int, crop_size: int, model_depth: int = 50, stem_dim_out: int = 64) -> nn.Module:
@@ -155,14 +163,15 @@ def _torchvision_entry(
     name: str, build: Callable[[int, int], nn.Module], weights: tv_video.Weights, head: str = "fc", **facts
 ) -> Backbone:
     """An entry whose input is what torchvision's weights metadata says: crop and short side from its
-    transforms, mean and std, and the frames and frame rate its accuracy was measured with (`_docs`).
-    `facts` replaces any of them (and sets fixed_input, blocks)."""
+    transforms, mean and std, the frames and frame rate its accuracy was measured with (`_docs`), and that
+    accuracy (`_metrics`). `facts` replaces any of them (and sets fixed_input, blocks)."""
     preset, docs = weights.transforms(), weights.meta["_docs"]
     num_frames = int(re.search(r"clip_len=(\d+)", docs).group(1))
     fps = float(re.search(r"frame_rate=([\d.]+)", docs).group(1))
     read = dict(
         num_frames=num_frames, crop_size=preset.crop_size[0], short_side=min(preset.resize_size),
         clip_duration_s=num_frames / fps, mean=tuple(preset.mean), std=tuple(preset.std),
+        top1=weights.meta["_metrics"]["Kinetics-400"]["acc@1"], top1_source="torchvision weights `_metrics`",
     )  # fmt: skip
     if "num_frames" in facts and "clip_duration_s" not in facts:
         facts["clip_duration_s"] = facts["num_frames"] / fps
@@ -177,16 +186,21 @@ BACKBONES: dict[str, Backbone] = {
                  clip_duration_s=2.0, weights_url=None, options=("model_depth", "stem_dim_out")),
         # The zoo samples 8 frames 8 apart at 30 fps; X3D-XS 4 frames 12 apart, -S 13 x 6, -M 16 x 5.
         Backbone("slow_r50", _slow_r50, PYTORCHVIDEO_HEAD, num_frames=8, crop_size=224, short_side=256,
-                 clip_duration_s=64 / 30, weights_url=f"{ZOO}/SLOW_8x8_R50.pyth"),
+                 clip_duration_s=64 / 30, weights_url=f"{ZOO}/SLOW_8x8_R50.pyth",
+                 top1=74.58, top1_source=PYTORCHVIDEO_ZOO),
         Backbone("x3d_xs", _x3d(2.2), PYTORCHVIDEO_HEAD, num_frames=4, crop_size=160, short_side=182,
-                 clip_duration_s=48 / 30, weights_url=f"{ZOO}/X3D_XS.pyth"),
+                 clip_duration_s=48 / 30, weights_url=f"{ZOO}/X3D_XS.pyth", top1=69.12,
+                 top1_source=PYTORCHVIDEO_ZOO),
         Backbone("x3d_s", _x3d(2.2), PYTORCHVIDEO_HEAD, num_frames=13, crop_size=160, short_side=182,
-                 clip_duration_s=78 / 30, weights_url=f"{ZOO}/X3D_S.pyth"),
+                 clip_duration_s=78 / 30, weights_url=f"{ZOO}/X3D_S.pyth", top1=73.33,
+                 top1_source=PYTORCHVIDEO_ZOO),
         Backbone("x3d_m", _x3d(2.2), PYTORCHVIDEO_HEAD, num_frames=16, crop_size=224, short_side=256,
-                 clip_duration_s=80 / 30, weights_url=f"{ZOO}/X3D_M.pyth"),
+                 clip_duration_s=80 / 30, weights_url=f"{ZOO}/X3D_M.pyth", top1=75.94,
+                 top1_source=PYTORCHVIDEO_ZOO),
         # SlowFast 8x8: 32 fast frames 2 apart at 30 fps, the slow pathway every 4th of them (made inside).
         Backbone("slowfast_r50", _slowfast_r50, "blocks.6.proj", num_frames=32, crop_size=224, short_side=256,
-                 clip_duration_s=64 / 30, weights_url=f"{ZOO}/SLOWFAST_8x8_R50.pyth"),
+                 clip_duration_s=64 / 30, weights_url=f"{ZOO}/SLOWFAST_8x8_R50.pyth",
+                 top1=76.94, top1_source=PYTORCHVIDEO_ZOO),
         # torchvision's: 16 consecutive frames at 15 fps, short side 128, crop 112 (their metadata).
         _torchvision_entry("r2plus1d_18", _torchvision(tv_video.r2plus1d_18),
                            tv_video.R2Plus1D_18_Weights.KINETICS400_V1),
@@ -194,7 +208,8 @@ BACKBONES: dict[str, Backbone] = {
         # S3D's accuracy was measured on 128-frame (8.5 s) clips; 64 frames (4.3 s, its training clips) keep
         # more short videos usable.
         _torchvision_entry("s3d", lambda num_frames, crop_size: S3D(KINETICS_CLASSES),
-                           tv_video.S3D_Weights.KINETICS400_V1, "classifier.1", num_frames=64, min_crop_size=224),
+                           tv_video.S3D_Weights.KINETICS400_V1, "classifier.1", num_frames=64, min_crop_size=224,
+                           top1_source="torchvision weights `_metrics` (128-frame clips)"),
         _torchvision_entry("mvit_v2_s", _torchvision(tv_video.mvit_v2_s), tv_video.MViT_V2_S_Weights.KINETICS400_V1,
                            "head.1", fixed_input=True, blocks=("MultiscaleBlock",)),
         _torchvision_entry("swin3d_t", _torchvision(tv_video.swin3d_t), tv_video.Swin3D_T_Weights.KINETICS400_V1,
@@ -202,20 +217,10 @@ BACKBONES: dict[str, Backbone] = {
         # VideoMAE ViT-B fine-tuned on Kinetics-400: 16 frames 4 apart at 30 fps, 224 crops of a 224 short side.
         Backbone("videomae_base", _videomae_base, "classifier", num_frames=16, crop_size=224, short_side=224,
                  clip_duration_s=64 / 30, weights_url=VIDEOMAE_URL, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 options=("num_hidden_layers",), blocks=("VideoMAELayer",)),
+                 options=("num_hidden_layers",), blocks=("VideoMAELayer",), top1=80.9,
+                 top1_source="model card of MCG-NJU/videomae-base-finetuned-kinetics"),
     )
 }  # fmt: skip
-
-
-def describe_backbones() -> str:
-    """The registry as a text table: each entry's input, where its weights come from, and its head."""
-    rows = [("name", "frames x crop", "short side", "clip (s)", "weights from", "head")]
-    for b in BACKBONES.values():
-        source = urllib.parse.urlparse(b.weights_url).netloc if b.weights_url else "none (from scratch)"
-        rows.append((b.name, f"{b.num_frames} x {b.crop_size}", str(b.short_side), f"{b.clip_duration_s:.2f}",
-                     source, b.head))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def get_backbone(name: str) -> Backbone:

@@ -116,12 +116,12 @@ def test_without_onnxruntime_the_error_names_the_extra(onnx_file, checkpoint, sm
 
 @pytest.mark.parametrize(
     "name, num_frames, crop_size",
-    [("slowfast_r50", 8, 32), ("videomae_base", 2, 32), ("swin3d_t", 4, 32), ("s3d", 16, 224)],
+    [("slowfast_r50", 8, 32), ("videomae_base", 2, 32), ("swin3d_t", 4, 32), ("s3d", 16, 224), ("x3d_xs", 2, 32)],
 )
-def test_the_new_backbones_export_to_onnx_within_the_tolerance(name, num_frames, crop_size, tmp_path):
-    """SlowFast samples its slow pathway and VideoMAE permutes its input inside the model; Swin-T's shifted windows
-    and S3D's separable convolutions export as they are: the exported file takes the one (batch, 3, T, H, W) clip
-    tensor, any batch, and gives the module's logits.
+def test_the_backbones_export_to_onnx_within_the_tolerance(name, num_frames, crop_size, tmp_path):
+    """SlowFast samples its slow pathway and VideoMAE permutes its input inside the model; Swin-T's shifted windows,
+    S3D's separable convolutions and X3D's Swish (which TorchScript refuses) export as they are: the exported file
+    takes the one (batch, 3, T, H, W) clip tensor, any batch, and gives the module's logits.
 
     Smaller inputs than the weights' (the same layers; full-size figures in docs/benchmarks.md): at 4 x 32 Swin-T's
     first stage pads its 8 x 8 tokens to 7 x 7 windows and shifts every other block's by 3, as at 32 x 224; S3D
@@ -137,14 +137,18 @@ def test_the_new_backbones_export_to_onnx_within_the_tolerance(name, num_frames,
     assert parity.num_clips == 3 and parity.max_abs_diff <= 1e-3 and parity.top1_agreement == 1.0
 
 
-@pytest.fixture(scope="module")
-def mvit_checkpoint(tmp_path_factory) -> Path:
-    """An untrained MViTv2-S for 3 classes (random weights), saved as training saves it."""
-    path = tmp_path_factory.mktemp("mvit") / "mvit.ckpt"
+def _untrained_checkpoint(path: Path, backbone: str, num_frames: int, crop_size: int) -> Path:
+    """`backbone` for 3 classes with random weights, saved as training saves it."""
     trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.strategy.connect(VideoClassificationLightningModule(num_classes=3, backbone="mvit_v2_s", num_frames=16))
+    module = VideoClassificationLightningModule(3, backbone=backbone, num_frames=num_frames, crop_size=crop_size)
+    trainer.strategy.connect(module)
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def mvit_checkpoint(tmp_path_factory) -> Path:
+    return _untrained_checkpoint(tmp_path_factory.mktemp("mvit") / "mvit.ckpt", "mvit_v2_s", 16, 224)
 
 
 def test_onnx_export_of_mvit_is_refused_before_exporting_naming_torchscript(mvit_checkpoint, tmp_path, capsys):
@@ -153,6 +157,18 @@ def test_onnx_export_of_mvit_is_refused_before_exporting_naming_torchscript(mvit
     err = capsys.readouterr().err
     assert err.startswith("error: ONNX export of mvit_v2_s is not offered: ") and "--format torchscript" in err
     assert not out.exists() and not sidecar_path(out).exists()
+
+
+def test_torchscript_export_of_x3d_is_refused_naming_onnx(tmp_path, capsys):
+    """TorchScript cannot hold X3D's Swish: refused before exporting, not a traceback after it."""
+    checkpoint = _untrained_checkpoint(tmp_path / "x3d.ckpt", "x3d_xs", 2, 32)
+    out = tmp_path / "x3d.pt"
+    assert export.main([str(checkpoint), "--format", "torchscript", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: TorchScript export of x3d_xs is not offered: ") and "--format onnx" in err
+    assert not out.exists()
+    with pytest.raises(RuntimeError, match="SwishFunction"):  # what the refusal says
+        export.export_model(load_classifier(checkpoint).module.model, "torchscript", out, torch.randn(2, 3, 2, 32, 32))
 
 
 def test_mvit_exports_to_torchscript_with_the_same_logits(mvit_checkpoint, tmp_path):

@@ -15,6 +15,7 @@ from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
 from video_processing import export
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data.transforms import ClipSettings
+from video_processing.inference import exporting
 from video_processing.inference.classifiers import load_classifier
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.models.backbones import build_backbone
@@ -48,11 +49,11 @@ def _parity_line(capsys, clips_from: str, clips: int = 3) -> str:
 
 
 @pytest.mark.parametrize("clip_duration", [1.0, 1.5, 1.0667, 1.6, 2.1333])  # the configs' clip durations
-def test_the_self_made_parity_video_gives_3_clips(checkpoint, clip_duration):
+def test_the_self_made_parity_video_gives_3_clips(checkpoint, clip_duration, tmp_path):
     classifier = load_classifier(checkpoint)
     classifier.clips = replace(classifier.clips, clip_duration=clip_duration)
-    clips, name = export.parity_clips(classifier, None)
-    assert name == "a self-made video" and clips.shape[:3] == (3, 3, 4)
+    clips = exporting.parity_clips(classifier, export.self_made_video(tmp_path, clip_duration))
+    assert clips.shape[:3] == (3, 3, 4)
 
 
 def test_sidecar_holds_what_inference_needs(onnx_file, small_dataset):
@@ -83,8 +84,8 @@ def test_export_prints_parity_on_a_real_clip(checkpoint, tmp_path, capsys):
 
 
 def test_export_fails_past_the_tolerance(checkpoint, tmp_path, capsys, monkeypatch, small_dataset):
-    exported = export.load_exported_model
-    monkeypatch.setattr(export, "load_exported_model", lambda *a: lambda x: exported(*a)(x) + 0.01)
+    exported = exporting.load_exported_model
+    monkeypatch.setattr(exporting, "load_exported_model", lambda *a: lambda x: exported(*a)(x) + 0.01)
     video = next((small_dataset / "val").rglob("*.mp4"))  # 2-3 s: 2 clips
     out = tmp_path / "m.pt"
     assert export.main([str(checkpoint), "--format", "torchscript", "--out", str(out), "--video", str(video)]) == 1
@@ -121,8 +122,8 @@ def test_one_tensor_backbones_export_to_onnx_within_the_tolerance(name, num_fram
     options = {"num_hidden_layers": 1} if name == "videomae_base" else {}
     model = build_backbone(name, 3, num_frames=num_frames, crop_size=crop_size, **options).eval()
     out = tmp_path / f"{name}.onnx"
-    export.export_model(model, "onnx", out, torch.randn(2, 3, num_frames, crop_size, crop_size))
+    exporting.export_model(model, "onnx", out, torch.randn(2, 3, num_frames, crop_size, crop_size))
     clips = ClipSettings(1.0, num_frames, crop_size, crop_size, crop_size, 0.0, (0.45,) * 3, (0.225,) * 3)
     sidecar = Sidecar("onnx", ["a", "b", "c"], clips)
-    parity = export.check_parity(model, OnnxModel(out, sidecar), torch.randn(3, 3, num_frames, crop_size, crop_size))
+    parity = exporting.check_parity(model, OnnxModel(out, sidecar), torch.randn(3, 3, num_frames, crop_size, crop_size))
     assert parity.num_clips == 3 and parity.max_abs_diff <= 1e-3 and parity.top1_agreement == 1.0

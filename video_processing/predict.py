@@ -17,9 +17,10 @@ cannot be read gets a one-line error naming it; the other files are still classi
 top-1 label as soon as its frames have arrived, and each segment (a run of windows of one label) as soon as it
 closes. A source is a file, a URL (rtsp://, http://), a camera (/dev/video0 with --input-format v4l2) or -
 (standard input). A URL or camera that sends nothing for --timeout-s ends with an error and the segments so
-far; Ctrl-C ends any source at once, also cleanly. A timestamp reset (a restarted camera) starts a new run of
-windows. With --realtime (the default for URLs and cameras), decoding runs ahead of the model and windows the
-model has no time for are dropped, and counted, so labels stay current.
+far; Ctrl-C ends any source at once, cleanly: the open segment is printed, an annotated copy is closed as a
+playable file, and the exit status is 130, as for whole files. A timestamp reset (a restarted camera) starts a
+new run of windows. With --realtime (the default for URLs and cameras), decoding runs ahead of the model and
+windows the model has no time for are dropped, and counted, so labels stay current.
 
 --render OUT.mp4 also writes an annotated copy of the source: every frame, at the input's frame rate, with the
 label of its window and its probability, over a timeline of the segments so far, and the input's audio when it
@@ -122,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for source in args.videos:
             ok = predict_segments(classifier, source, args, writer, annotated) and ok
-    except KeyboardInterrupt:  # the segments so far are printed; stop cleanly
+    except KeyboardInterrupt:  # the segments so far are printed and the annotated copy closed: stop cleanly
         print("interrupted: stopped reading", file=sys.stderr)
+        return 130
     return 0 if ok else 1
 
 

@@ -162,7 +162,7 @@ def measure(method: str, path: Path) -> None:
     _reset_peak()
     baseline, started = _status_mib("VmRSS"), time.perf_counter()
     clips = run()
-    print(f"{baseline:.0f} {_status_mib('VmHWM'):.0f} {time.perf_counter() - started:.1f} {clips}")
+    print(f"{baseline:.0f} {_status_mib('VmHWM'):.0f} {time.perf_counter() - started:.2f} {clips}")
 
 
 def main() -> None:

@@ -9,7 +9,8 @@
 
 Each video is cut into back-to-back clips from its start time (as validation cuts them), each clip goes through
 the eval preset, and the clips' logits are averaged: the per-video prediction that val_video_acc_top1 measures.
-The video is decoded once, in order, one clip at a time, so memory holds one clip's frames however long it is.
+The video is decoded once, in order, one clip at a time (in a background thread, while the model runs on the
+clip before), so memory holds a few clips' frames however long it is.
 The clip duration, frames, crop and normalization come from the checkpoint, so they match training. A file that
 cannot be read gets a one-line error naming it; the other files are still classified; the exit status is then 1.
 

@@ -5,10 +5,10 @@
     python benchmarks/export_backbones.py --names x3d_xs --tiny                           # 2 frames of 32 px (tests)
 
 Each backbone is measured in a process of its own (random weights, 400 classes, eval mode), so its peak resident
-memory is its own: `video_processing.export.export_model` on 2 clips (the dynamic batch), then
-`export.check_parity` of the module and the file (onnxruntime's CPU provider for ONNX) on 3 random clips: the
-largest absolute logit difference and the top-1 agreement. `export` itself refuses some pairs up front
-(`export.REFUSED`); this script measures them all, which is what the refusals are based on.
+memory is its own: `exporting.export_model` (video_processing.inference.exporting, the core of `export`) on 2
+clips (the dynamic batch), then `exporting.check_parity` of the module and the file (onnxruntime's CPU provider for
+ONNX) on 3 random clips: the largest absolute logit difference and the top-1 agreement. `export` itself refuses
+some pairs up front (`exporting.REFUSED`); this script measures them all, which is what the refusals are based on.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import torch
 
-from video_processing import export
 from video_processing.data.transforms import ClipSettings
+from video_processing.export import FORMATS
+from video_processing.inference import exporting
 from video_processing.models.backbones import BACKBONES, build_backbone
 from video_processing.models.exported import Sidecar
 
@@ -44,12 +45,12 @@ def measure(name: str, fmt: str, tiny: bool) -> list[str]:
         out = Path(tmp) / f"{name}.{'onnx' if fmt == 'onnx' else 'pt'}"
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # the exporter reports its steps on stdout
-            export.export_model(model, fmt, out, torch.randn(2, 3, frames, crop, crop))
+            exporting.export_model(model, fmt, out, torch.randn(2, 3, frames, crop, crop))
         exported_s = time.perf_counter() - start
         clips = ClipSettings(1.0, frames, crop, crop, crop, 0.0, entry.mean, entry.std)
-        exported = export.load_exported_model(fmt, out, Sidecar(fmt, [str(i) for i in range(400)], clips))
+        exported = exporting.load_exported_model(fmt, out, Sidecar(fmt, [str(i) for i in range(400)], clips))
         start = time.perf_counter()
-        parity = export.check_parity(model, exported, torch.randn(3, 3, frames, crop, crop))
+        parity = exporting.check_parity(model, exported, torch.randn(3, 3, frames, crop, crop))
         parity_s = time.perf_counter() - start
         size_mb = out.stat().st_size / 1e6
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux: KiB
@@ -60,7 +61,7 @@ def measure(name: str, fmt: str, tiny: bool) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--names", nargs="+", required=True, choices=list(BACKBONES))
-    parser.add_argument("--format", choices=export.FORMATS, default="onnx")
+    parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--tiny", action="store_true", help="2 frames of 32 px where the entry allows: seconds")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a measuring process: one row
     args = parser.parse_args(argv)

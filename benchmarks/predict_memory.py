@@ -1,14 +1,21 @@
-"""Peak memory of whole-video prediction: flat in the video's length, where holding every clip grows with it.
+"""Whole-video prediction: peak memory flat in the video's length, and time against decoding the file; labels over
+time (`predict --segments`) with x3d_xs: the real-time factor.
 
     PYTHONPATH=. python benchmarks/predict_memory.py [--minutes 1 10] [--out benchmark_videos]
 
 Writes self-made 320x240, 25 frames/s H.264 videos of each length (a 10 s render, looped; kept in --out for a
 rerun), then, each in a fresh process so its peak resident memory is its own (Linux: VmHWM, reset once the model
-is built, so the peak of importing torch does not hide that of predicting), classifies a video
-with a randomly initialised thin ResNet-50 (2 s clips of 8 frames, 64 px crops):
-- predict: `inference.predictions.predict_video`, clips decoded in order one at a time (what the command runs);
-- all clips at once: every clip decoded first (`decode_uniform_clips`), as predict did before.
-"baseline" is the process's memory with the model built, before the video is opened.
+is built, so the peak of importing torch does not hide that of predicting), with one torch thread:
+- decode the file: PyAV decodes every frame of the video, converting none (the bound for reading it in order);
+- predict: `inference.predictions.predict_video`, clips decoded in order one at a time (what the command runs),
+  with a randomly initialised thin ResNet-50 (2 s clips of 8 frames, 64 px crops);
+- all clips at once: every clip decoded first (`decode_uniform_clips`), as predict did before;
+- segments x3d_xs: `predict --segments` (`inference.predictions.predict_segments`, windows of the clip duration,
+  output discarded) with a randomly initialised x3d_xs at its registry input (4 frames of 160 px from 1.6 s
+  windows, short side 182): the same work as with its Kinetics weights.
+"baseline" is the process's memory with the model built, before the video is opened. Below each length's rows:
+predict's seconds over decoding the file's, and the real-time factor of --segments (the video's seconds over the
+seconds it took).
 
     PYTHONPATH=. python benchmarks/predict_memory.py --huge [--out benchmark_videos]
 
@@ -21,12 +28,14 @@ imports included), what the machine must have.
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 
@@ -35,12 +44,15 @@ from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data.transforms import ClipSettings
 from video_processing.data.video import decode_uniform_clips, write_video
 from video_processing.inference.classifiers import Classifier, classifier_preset
-from video_processing.inference.predictions import predict_video
+from video_processing.inference.predictions import SegmentWriter, predict_segments, predict_video
+from video_processing.models.backbones import get_backbone
+from video_processing.predict import parser
 from video_processing.synthetic import render_video
 
 FPS, WIDTH, HEIGHT = 25, 320, 240
 CLIP_S, FRAMES, CROP = 2.0, 8, 64
-METHODS = ("predict", "all clips at once")
+METHODS = ("decode the file", "predict", "all clips at once", "segments x3d_xs")
+SEGMENTS_BACKBONE = "x3d_xs"
 HUGE_SIDE, HUGE_FRAMES, HUGE_FPS = 8000, 6, 3
 TOOLS = ("predict", "check_data")
 
@@ -103,20 +115,54 @@ def _all_clips_at_once(classifier: Classifier, path: Path) -> int:
     return len(logits)
 
 
-def measure(method: str, path: Path) -> None:
-    """In this process: build the model, classify `path` with `method`, print baseline, peak and seconds."""
-    torch.manual_seed(0)
-    torch.set_num_threads(1)  # the machine's other core decodes nothing here: keep runs comparable
+def _decode_the_file(path: Path) -> int:
+    """Every frame decoded in order, none converted: what reading the file costs. Returns the frames."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type, stream.thread_count = "SLICE", 1  # as the package opens videos
+        return sum(1 for _ in container.decode(stream))
+
+
+def _segments(classifier: Classifier, path: Path) -> int:
+    """`predict --segments` on `path`, its rows discarded; returns the windows labelled."""
+    args = parser().parse_args([SEGMENTS_BACKBONE, str(path), "--segments", "--json"])
+    rows = io.StringIO()
+    predict_segments(classifier, str(path), args, SegmentWriter("json", rows))
+    return sum('"kind": "window"' in line for line in rows.getvalue().splitlines())
+
+
+def _classifier(method: str) -> Classifier:
+    """The thin ResNet, or for "segments" the registry backbone at its pretrained input, randomly initialised."""
+    if method.startswith("segments"):
+        entry = get_backbone(SEGMENTS_BACKBONE)
+        module = VideoClassificationLightningModule(
+            num_classes=400, num_frames=entry.num_frames, crop_size=entry.crop_size, backbone=SEGMENTS_BACKBONE
+        )
+        short = entry.short_side
+        settings = ClipSettings(
+            entry.clip_duration_s, entry.num_frames, entry.crop_size, short, short, 0.0, entry.mean, entry.std
+        )
+        return Classifier(module.eval(), [str(i) for i in range(400)], settings)
     module = VideoClassificationLightningModule(num_classes=6, stem_dim_out=8, num_frames=FRAMES, crop_size=CROP)
-    classifier = Classifier(
-        module.eval(),
-        [str(i) for i in range(6)],
-        ClipSettings(CLIP_S, FRAMES, CROP, 64, 64, 0.0, (0.45,) * 3, (0.225,) * 3),
-    )
+    settings = ClipSettings(CLIP_S, FRAMES, CROP, 64, 64, 0.0, (0.45,) * 3, (0.225,) * 3)
+    return Classifier(module.eval(), [str(i) for i in range(6)], settings)
+
+
+def measure(method: str, path: Path) -> None:
+    """In this process: build the model, classify `path` with `method`, print baseline, peak, seconds and clips
+    (frames, for decoding the file)."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # the same compute in every row, whatever else the machine runs
+    classifier = _classifier(method)
+    run = {
+        "decode the file": lambda: _decode_the_file(path),
+        "predict": lambda: predict_video(classifier, path).num_clips,
+        "all clips at once": lambda: _all_clips_at_once(classifier, path),
+    }.get(method, lambda: _segments(classifier, path))
     _reset_peak()
     baseline, started = _status_mib("VmRSS"), time.perf_counter()
-    clips = predict_video(classifier, path).num_clips if method == "predict" else _all_clips_at_once(classifier, path)
-    print(f"{baseline:.0f} {_status_mib('VmHWM'):.0f} {time.perf_counter() - started:.1f} {clips}")
+    clips = run()
+    print(f"{baseline:.0f} {_status_mib('VmHWM'):.0f} {time.perf_counter() - started:.2f} {clips}")
 
 
 def main() -> None:
@@ -144,12 +190,17 @@ def main() -> None:
     print(f"{'video':<8}  {'method':<18} {'baseline MiB':>12} {'peak MiB':>9} {'seconds':>8} {'clips':>6}")
     for minutes in args.minutes:
         path = self_made_video(args.out, minutes)
+        seconds = {}
         for method in METHODS:
             command = [sys.executable, __file__, "--measure", method, str(path)]
-            baseline, peak, seconds, clips = subprocess.run(
+            baseline, peak, seconds[method], clips = subprocess.run(
                 command, capture_output=True, text=True, check=True
             ).stdout.split()
-            print(f"{minutes:<6g} m  {method:<18} {baseline:>12} {peak:>9} {seconds:>8} {clips:>6}", flush=True)
+            print(f"{minutes:<6g} m  {method:<18} {baseline:>12} {peak:>9} {seconds[method]:>8} {clips:>6}", flush=True)
+        ratio = float(seconds["predict"]) / float(seconds["decode the file"])
+        print(f"{minutes:<6g} m  predict / decode the file: {ratio:.2f}x")
+        rtf = minutes * 60 / float(seconds["segments x3d_xs"])
+        print(f"{minutes:<6g} m  --segments with {SEGMENTS_BACKBONE}: real-time factor {rtf:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -171,11 +171,16 @@ def test_nvdec_check_stops_first_when_the_driver_has_no_nvdec_library(tmp_path):
     assert not work.exists()  # nothing installed before the check
 
 
-def test_predict_memory_benchmark_prints_both_methods_per_length(tmp_path):
+def test_predict_memory_benchmark_prints_each_method_per_length_and_the_ratios(tmp_path):
     output = run_benchmark("predict_memory.py", "--minutes", "0.1", "--out", str(tmp_path))
-    for method in ("predict", "all clips at once"):
-        baseline, peak, seconds, clips = row(output, "0.1", "m", *method.split())
-        assert peak >= baseline > 0 and clips == 3  # 6 s of 2 s clips
+    seconds = {}
+    for method, count in [("decode the file", 150), ("predict", 3), ("all clips at once", 3), ("segments x3d_xs", 3)]:
+        baseline, peak, seconds[method], clips = row(output, "0.1", "m", *method.split())
+        assert peak >= baseline > 0 and clips == count  # 6 s at 25 frames/s: 150 frames, 3 clips of 2 s, or 1.6 s
+    ratio = float(re.search(r"^0\.1\s+m\s+predict / decode the file: (\S+)x$", output, re.MULTILINE).group(1))
+    assert ratio == pytest.approx(seconds["predict"] / seconds["decode the file"], abs=0.01)
+    (rtf,) = row(output, "0.1", "m", "--segments", "with", "x3d_xs:", "real-time", "factor")
+    assert rtf == pytest.approx(6 / seconds["segments x3d_xs"], abs=0.1)  # the video's seconds per second
 
 
 def test_backbone_benchmark_prints_a_row_per_entry_with_checkpointed_activations_for_the_transformers():

@@ -16,6 +16,7 @@ from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
 from video_processing import export
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data.transforms import ClipSettings
+from video_processing.inference import exporting
 from video_processing.inference.classifiers import load_classifier
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.models.backbones import build_backbone
@@ -49,11 +50,11 @@ def _parity_line(capsys, clips_from: str, clips: int = 3) -> str:
 
 
 @pytest.mark.parametrize("clip_duration", [1.0, 1.5, 1.0667, 1.6, 2.1333])  # the configs' clip durations
-def test_the_self_made_parity_video_gives_3_clips(checkpoint, clip_duration):
+def test_the_self_made_parity_video_gives_3_clips(checkpoint, clip_duration, tmp_path):
     classifier = load_classifier(checkpoint)
     classifier.clips = replace(classifier.clips, clip_duration=clip_duration)
-    clips, name = export.parity_clips(classifier, None)
-    assert name == "a self-made video" and clips.shape[:3] == (3, 3, 4)
+    clips = exporting.parity_clips(classifier, export.self_made_video(tmp_path, clip_duration))
+    assert clips.shape[:3] == (3, 3, 4)
 
 
 def test_sidecar_holds_what_inference_needs(onnx_file, small_dataset):
@@ -84,8 +85,8 @@ def test_export_prints_parity_on_a_real_clip(checkpoint, tmp_path, capsys):
 
 
 def test_export_fails_past_the_tolerance(checkpoint, tmp_path, capsys, monkeypatch, small_dataset):
-    exported = export.load_exported_model
-    monkeypatch.setattr(export, "load_exported_model", lambda *a: lambda x: exported(*a)(x) + 0.01)
+    exported = exporting.load_exported_model
+    monkeypatch.setattr(exporting, "load_exported_model", lambda *a: lambda x: exported(*a)(x) + 0.01)
     video = next((small_dataset / "val").rglob("*.mp4"))  # 2-3 s: 2 clips
     out = tmp_path / "m.pt"
     assert export.main([str(checkpoint), "--format", "torchscript", "--out", str(out), "--video", str(video)]) == 1
@@ -130,10 +131,10 @@ def test_the_backbones_export_to_onnx_within_the_tolerance(name, num_frames, cro
     options = {"num_hidden_layers": 1} if name == "videomae_base" else {}
     model = build_backbone(name, 3, num_frames=num_frames, crop_size=crop_size, **options).eval()
     out = tmp_path / f"{name}.onnx"
-    export.export_model(model, "onnx", out, torch.randn(2, 3, num_frames, crop_size, crop_size))
+    exporting.export_model(model, "onnx", out, torch.randn(2, 3, num_frames, crop_size, crop_size))
     clips = ClipSettings(1.0, num_frames, crop_size, crop_size, crop_size, 0.0, (0.45,) * 3, (0.225,) * 3)
     sidecar = Sidecar("onnx", ["a", "b", "c"], clips)
-    parity = export.check_parity(model, OnnxModel(out, sidecar), torch.randn(3, 3, num_frames, crop_size, crop_size))
+    parity = exporting.check_parity(model, OnnxModel(out, sidecar), torch.randn(3, 3, num_frames, crop_size, crop_size))
     assert parity.num_clips == 3 and parity.max_abs_diff <= 1e-3 and parity.top1_agreement == 1.0
 
 
@@ -168,7 +169,9 @@ def test_torchscript_export_of_x3d_is_refused_naming_onnx(tmp_path, capsys):
     assert err.startswith("error: TorchScript export of x3d_xs is not offered: ") and "--format onnx" in err
     assert not out.exists()
     with pytest.raises(RuntimeError, match="SwishFunction"):  # what the refusal says
-        export.export_model(load_classifier(checkpoint).module.model, "torchscript", out, torch.randn(2, 3, 2, 32, 32))
+        exporting.export_model(
+            load_classifier(checkpoint).module.model, "torchscript", out, torch.randn(2, 3, 2, 32, 32)
+        )
 
 
 def test_mvit_exports_to_torchscript_with_the_same_logits(mvit_checkpoint, tmp_path):
@@ -176,8 +179,8 @@ def test_mvit_exports_to_torchscript_with_the_same_logits(mvit_checkpoint, tmp_p
     network = load_classifier(mvit_checkpoint).module.model
     out = tmp_path / "mvit.pt"
     torch.manual_seed(0)
-    export.export_model(network, "torchscript", out, torch.randn(2, 3, 16, 224, 224))
-    parity = export.check_parity(
-        network, export.load_exported_model("torchscript", out, None), torch.randn(1, 3, 16, 224, 224)
+    exporting.export_model(network, "torchscript", out, torch.randn(2, 3, 16, 224, 224))
+    parity = exporting.check_parity(
+        network, exporting.load_exported_model("torchscript", out, None), torch.randn(1, 3, 16, 224, 224)
     )
     assert parity.num_clips == 1 and parity.max_abs_diff <= 1e-5

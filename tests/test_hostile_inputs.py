@@ -295,9 +295,14 @@ def test_frames_far_larger_than_the_model_needs_are_scaled_as_they_are_decoded(t
     held = []
     real_held = streams._held
     monkeypatch.setattr(streams, "_held", lambda *args: held.append(real_held(*args)) or held[-1])
-    with open_video(path) as container:
+    with open_video(path) as container:  # up to 1080p, a window holds decoded frames and scales the kept ones
         (clip,) = stream_clips(container, path, 1.0, 1.0, 4, short_side=40)
-    assert clip.frames.shape == (4, 3, 40, 53)
+    assert clip.frames.shape == (4, 3, 40, 53) and all(isinstance(frame, av.VideoFrame) for frame in held)
+    monkeypatch.setattr(streams, "HOLD_DECODED_MAX_PIXELS", 320 * 240 - 1)  # as if these were 4K frames
+    held.clear()
+    with open_video(path) as container:
+        (scaled,) = stream_clips(container, path, 1.0, 1.0, 4, short_side=40)
+    assert torch.equal(scaled.frames, clip.frames)  # the same pixels, scaled as they arrived
     assert all(tuple(frame.shape) == (3, 40, 53) for frame in held)  # the window never held a full-size frame
     assert decode_last_clip(path, 1.0, 4, short_side=40).shape == (4, 3, 40, 53)
     # up to twice the short side, frames are decoded as they are, as validation decodes them

@@ -24,7 +24,7 @@ from stream_helpers import mpegts_bytes, stalling_server
 
 from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipSettings, eval_preset
-from video_processing.data.video import decode_uniform_clips, write_video
+from video_processing.data.video import decode_uniform_clips, open_video, write_video
 from video_processing.inference.classifiers import Classifier, load_classifier, pretrained_classifier
 from video_processing.inference.predictions import SegmentWriter, predict_segments, predict_video
 from video_processing.kinetics_module import KineticsDataModule
@@ -257,10 +257,13 @@ def test_segments_of_standard_input_as_it_streams(checkpoint, monkeypatch, capsy
     assert [w[:2] for w in windows] == [(0, 1), (1, 2), (2, 3)] and segments[-1][1] == 3
 
 
-def test_a_piped_stream_prints_windows_as_they_arrive_and_ctrl_c_ends_with_the_segments(checkpoint):
-    """A real pipe into a real process: windows appear before the stream ends; SIGINT prints the segments."""
+def test_a_piped_stream_prints_windows_as_they_arrive_and_ctrl_c_ends_with_the_segments(checkpoint, tmp_path):
+    """A real pipe into a real process: windows appear before the stream ends; SIGINT prints the segments, closes
+    the annotated copy as a playable video and exits with 130."""
     stream = mpegts_bytes(np.random.default_rng(0).integers(0, 256, (250, 48, 64, 3), dtype=np.uint8), 25)
+    rendered = tmp_path / "live.mp4"
     command = [sys.executable, "-m", "video_processing.predict", str(checkpoint), "-", "--segments", "--json"]
+    command += ["--render", str(rendered)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TORCH_HOME": os.environ["TORCH_HOME"]}
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     watchdog = threading.Timer(120, process.kill)  # a hung read fails the test instead of hanging it
@@ -279,10 +282,13 @@ def test_a_piped_stream_prints_windows_as_they_arrive_and_ctrl_c_ends_with_the_s
     finally:
         watchdog.cancel()
         process.kill()
-    assert process.returncode == 0, err
+    assert process.returncode == 130, err
     windows, segments = _records(first + out)
     assert 1 <= len(windows) < 9 and "Traceback" not in err and "interrupted" in err, err
     assert segments and segments[0][0] == 0 and segments[-1][1] == windows[-1][1]
+    with open_video(rendered) as container:  # a whole file: its index written, every frame decodes
+        frames = sum(1 for _ in container.decode(container.streams.video[0]))
+    assert 25 * len(windows) <= frames < 250  # the labelled windows' frames at least; the rest was never sent
 
 
 def test_a_missing_source_with_segments_is_one_line_and_the_rest_is_labelled(checkpoint, videos, capsys):
@@ -329,7 +335,7 @@ def test_ctrl_c_ends_a_stalled_source_at_once(checkpoint, capsys):
         started = time.monotonic()
         interrupt.start()
         try:
-            assert main([str(checkpoint), url, "--segments", "--json", "--timeout-s", "60"]) == 0
+            assert main([str(checkpoint), url, "--segments", "--json", "--timeout-s", "60"]) == 130
         finally:
             interrupt.cancel()
         elapsed = time.monotonic() - started

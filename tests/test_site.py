@@ -157,6 +157,20 @@ def test_site_lessons_read_in_a_browser(site_url, browser):
             pytest.fail(f"{link}: {error.code}")
 
 
+def test_executed_lessons_print_no_warning_and_no_stray_value(site_url):
+    """Every lesson as the site executed it: no Python warning on stderr, no stray value (`Out: 0`, a repr with an
+    address) under a cell."""
+    for name in lesson_names():
+        nb = nbformat.read(ROOT / "site_build" / "executed" / f"{name}.smoke.ipynb", as_version=4)
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                if output.output_type == "stream" and output.name == "stderr":
+                    assert "Warning" not in output.text, f"{name}: {output.text}"
+                if output.output_type == "execute_result":
+                    shown = output.data.get("text/plain", "").strip()
+                    assert " at 0x" not in shown and not shown.lstrip("-").isdigit(), f"{name}: Out: {shown}"
+
+
 def check_animations(page, name: str) -> None:
     """Matplotlib's JavaScript animations show a decoded frame and step to the next; videos have their metadata."""
     for animation in page.query_selector_all(".animation"):

@@ -40,6 +40,10 @@ def imported_by(*argv: str) -> tuple[int, str, set[str]]:
         (["video_processing.synthetic", "--help"], 0, "usage:"),
         (["video_processing.check_data", "--help"], 0, "usage:"),
         (["video_processing.check_data"], 2, "the following arguments are required"),
+        (["video_processing.export", "--help"], 0, "--tolerance"),
+        (["video_processing.export", "model.ckpt", "--format", "tflite", "--out", "m"], 2, "invalid choice: 'tflite'"),
+        (["video_processing.prepare", "--help"], 0, "--short-side"),
+        (["video_processing.prepare", "src", "dst", "--short-side", "big"], 2, "invalid int value: 'big'"),
     ],
 )
 def test_help_and_argument_errors_answer_without_torch(argv, status, said):

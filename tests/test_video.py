@@ -18,9 +18,11 @@ from video_processing.data.video import (
     open_video,
     plan_uniform_clips,
     random_clip_window,
+    start_time_s,
     subsample_indices,
     uniform_clip_windows,
     video_info,
+    write_video,
 )
 from video_processing.inference.streams import open_stream, sliding_windows, stream_clips
 from video_processing.lessons.standins import serve_directory
@@ -142,6 +144,31 @@ def test_stream_clips_are_the_clips_of_the_file(tmp_path):
     expected = decode_uniform_clips(path, 1.0, 4)
     assert [(c.start_s, c.end_s) for c in clips] == [(0, 1), (1, 2), (2, 3)]
     assert all(torch.equal(c.frames, e) for c, e in zip(clips, expected, strict=True))
+
+
+@pytest.mark.parametrize(("window_s", "stride_s", "short_side"), [(1.0, 1.0, None), (1.0, 0.4, None), (0.8, 0.8, 16)])
+def test_stream_clips_convert_only_the_kept_frames_to_the_same_pixels(tmp_path, window_s, stride_s, short_side):
+    """Each window's kept frames are bit-identical to converting every decoded frame (scaled, when much larger than
+    `short_side`: 64 px high against 16) with its own converter, then keeping the window's evenly spaced ones."""
+    frames = np.random.default_rng(0).integers(0, 256, (75, 64, 96, 3), dtype=np.uint8)
+    path = tmp_path / "noise.mp4"
+    write_video(path, frames, 25)  # x264's defaults: B-frames, so frames arrive reordered
+    size = {"width": 24, "height": 16, "interpolation": "AREA"} if short_side else {}
+    with open_video(path) as container:
+        origin = start_time_s(container)
+        every = [
+            (frame.time, torch.from_numpy(frame.reformat(format="rgb24", **size).to_ndarray()).permute(2, 0, 1))
+            for frame in container.decode(container.streams.video[0])
+        ]
+    expected = [
+        (start, end, torch.stack([held[i] for i in subsample_indices(len(held), 4)]))
+        for start, end, held in sliding_windows(every, window_s, stride_s, origin)
+    ]
+    with open_stream(str(path)) as container:
+        clips = list(stream_clips(container, path, window_s, stride_s, 4, short_side=short_side))
+    assert len(clips) == len(expected) >= 3
+    for clip, (start, end, kept) in zip(clips, expected, strict=True):
+        assert (clip.start_s, clip.end_s) == (start, end) and torch.equal(clip.frames, kept)
 
 
 def test_stream_clips_read_mpegts_from_standard_input(monkeypatch):

@@ -9,7 +9,8 @@
 
 Each video is cut into back-to-back clips from its start time (as validation cuts them), each clip goes through
 the eval preset, and the clips' logits are averaged: the per-video prediction that val_video_acc_top1 measures.
-The video is decoded once, in order, one clip at a time, so memory holds one clip's frames however long it is.
+The video is decoded once, in order, one clip at a time (in a background thread, while the model runs on the
+clip before), so memory holds a few clips' frames however long it is.
 The clip duration, frames, crop and normalization come from the checkpoint, so they match training. A file that
 cannot be read gets a one-line error naming it; the other files are still classified; the exit status is then 1.
 
@@ -17,9 +18,10 @@ cannot be read gets a one-line error naming it; the other files are still classi
 top-1 label as soon as its frames have arrived, and each segment (a run of windows of one label) as soon as it
 closes. A source is a file, a URL (rtsp://, http://), a camera (/dev/video0 with --input-format v4l2) or -
 (standard input). A URL or camera that sends nothing for --timeout-s ends with an error and the segments so
-far; Ctrl-C ends any source at once, also cleanly. A timestamp reset (a restarted camera) starts a new run of
-windows. With --realtime (the default for URLs and cameras), decoding runs ahead of the model and windows the
-model has no time for are dropped, and counted, so labels stay current.
+far; Ctrl-C ends any source at once, cleanly: the open segment is printed, an annotated copy is closed as a
+playable file, and the exit status is 130, as for whole files. A timestamp reset (a restarted camera) starts a
+new run of windows. With --realtime (the default for URLs and cameras), decoding runs ahead of the model and
+windows the model has no time for are dropped, and counted, so labels stay current.
 
 --render OUT.mp4 also writes an annotated copy of the source: every frame, at the input's frame rate, with the
 label of its window and its probability, over a timeline of the segments so far, and the input's audio when it
@@ -122,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for source in args.videos:
             ok = predict_segments(classifier, source, args, writer, annotated) and ok
-    except KeyboardInterrupt:  # the segments so far are printed; stop cleanly
+    except KeyboardInterrupt:  # the segments so far are printed and the annotated copy closed: stop cleanly
         print("interrupted: stopped reading", file=sys.stderr)
+        return 130
     return 0 if ok else 1
 
 

@@ -20,6 +20,8 @@ in chunks of `--chunk-bytes` per split, and DST/shards.json with the class list;
 with `--data.data_path s3://bucket/DST`. Videos are stored as they are unless `--short-side`,
 `--keyframe-interval` or `--crf` is given, which re-encodes them as above first. A finished split is kept by a rerun; an
 unfinished one is written anew.
+
+torch is imported where videos are decoded: --help and argument errors answer at once.
 """
 
 from __future__ import annotations
@@ -38,9 +40,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from video_processing.data import shards
 from video_processing.data.layouts import Layout, load_dataset
-from video_processing.data.video import VideoError, iter_rgb_frames, open_video, video_info, write_video
 
 FAILURES_CSV = "prepare_failures.csv"
 
@@ -68,6 +68,9 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 def prepare_video(job: Job) -> tuple[Path, str | None]:
     """Re-encode one video; return (source, None) on success or (source, reason) on failure. Never raises."""
+    # here, not at the top (as in the other functions that decode): --help and argument errors answer without torch
+    from video_processing.data.video import VideoError, iter_rgb_frames, open_video, video_info, write_video
+
     tmp = job.dst.with_name(job.dst.stem + ".part.mp4")
     try:
         job.dst.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +93,8 @@ def prepare_video(job: Job) -> tuple[Path, str | None]:
 
 def reencoded_bytes(src: Path, short_side: int, keyframe_interval_s: float, crf: int) -> bytes:
     """The bytes `prepare_video` writes for `src` (for a shard); VideoError naming `src` when it fails."""
+    from video_processing.data.video import VideoError
+
     with tempfile.TemporaryDirectory() as tmp:
         dst = Path(tmp) / "video.mp4"
         _, reason = prepare_video(Job(src, dst, short_side, keyframe_interval_s, crf))
@@ -208,6 +213,8 @@ def write_failures(csv_path: Path, failures: list[tuple[Path, str]]) -> None:
 
 def prepare_shards(args: argparse.Namespace, reencode: dict) -> list[tuple[Path, str]]:
     """`--format shards`: the videos re-encoded only when a size, keyframe interval or quality is asked for."""
+    from video_processing.data import shards
+
     keep_bytes = args.short_side is None and args.keyframe_interval is None and args.crf is None
     encode = shards.file_bytes if keep_bytes else partial(reencoded_bytes, **reencode)
     workers = args.workers or os.cpu_count() or 1

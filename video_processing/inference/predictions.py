@@ -2,8 +2,9 @@
 
 The core of `python -m video_processing.predict` (see its help for the behaviour of each option), also used by the
 app (`video_processing.app`) and the lessons. Whole videos are cut into back-to-back clips as validation cuts them
-and the clips' logits averaged; labels over time come from windows decoded in order, one at a time, in a
-background thread (`Handover`), so memory holds one window's frames however long the source plays.
+and the clips' logits averaged; labels over time come from windows. Both decode in order, one window at a time,
+in a background thread (`Handover`) while the model runs on the window before, so memory holds a few windows'
+frames however long the source plays.
 """
 
 from __future__ import annotations
@@ -48,21 +49,27 @@ class Prediction:
 def predict_video(classifier: Classifier, path: str | Path, top_k: int = 5) -> Prediction:
     """Top-k classes of the video at `path`; raises VideoError naming the file when it cannot be read.
 
-    Its clips are decoded in order, one at a time, and their logits summed as they arrive: memory holds one
-    clip's frames whatever the video's length.
+    Its clips are decoded in order, one at a time, in a background thread (`Handover`) while the model runs on the
+    one before, and their logits summed as they arrive: memory holds at most three clips' frames (the one the model
+    runs on, the one handed over, the one being decoded) whatever the video's length.
     """
     clip_s, num_frames = classifier.clips.clip_duration, classifier.module.hparams.num_frames
     total, count = 0.0, 0
-    with open_video(path) as container:
-        clips = stream_clips(container, path, clip_s, clip_s, num_frames, short_side=classifier.clips.min_short_side)
-        for _, logits in window_logits(classifier, clips):
-            total, count = total + logits, count + 1
+    clips = Handover(_file_clips(path, clip_s, num_frames, classifier.clips.min_short_side), drop=False)
+    for _, logits in window_logits(classifier, clips):
+        total, count = total + logits, count + 1
     if count == 0:
         raise VideoError(path, f"too short: no clip of {clip_s:g} s holds num_frames={num_frames} frames")
     probabilities = (total / count).softmax(0)
     values, indices = probabilities.topk(min(top_k, len(probabilities)))
     top = [(classifier.class_names[i], float(v)) for v, i in zip(values, indices.tolist(), strict=True)]
     return Prediction(str(path), count, top)
+
+
+def _file_clips(path: str | Path, clip_s: float, num_frames: int, short_side: int) -> Iterator[StreamClip]:
+    """The back-to-back clips of a file, opened and closed where they are decoded (the hand-over's thread)."""
+    with open_video(path) as container:
+        yield from stream_clips(container, path, clip_s, clip_s, num_frames, short_side=short_side)
 
 
 @torch.inference_mode()

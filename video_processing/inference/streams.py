@@ -31,6 +31,11 @@ from video_processing.data.video import (
 
 logger = logging.getLogger("video_processing")
 Item = TypeVar("Item")
+# A window holds its frames as decoded (YUV) and converts only the kept ones to RGB, which costs as much as
+# decoding when every frame is converted. Frames above this size (1080p), when much larger than the model needs
+# (`video.decode_size`), are scaled down as they arrive instead: a window of 4K or huge frames never holds them
+# full size.
+HOLD_DECODED_MAX_PIXELS = 1920 * 1080
 
 
 def _stdin() -> BinaryIO:
@@ -174,11 +179,12 @@ def stream_clips(
     Windows are placed by `sliding_windows` on the frames' timestamps, counted from the stream's start time as
     clips of a file are (`start_time_s`; from the first frame when the stream states none); a window
     keeps `num_frames` evenly spaced frames of those inside it, as clips of a file keep theirs
-    (`subsample_indices`). Frames wait in the decoder's YUV and only the kept ones are converted to RGB; frames
-    much larger than `short_side` are scaled down to it as they arrive (`video.SCALE_AT_DECODE_ABOVE`), so a
-    window never holds full-size frames of a huge video. Windows holding fewer than `num_frames` frames (a stall,
-    a slow camera, a gap in the timestamps) are skipped, with one warning per run of them. `on_frame` is given
-    every decoded frame, in order, as it comes (an annotated copy writes them all).
+    (`subsample_indices`). Frames wait in the decoder's YUV and only the kept ones are converted to RGB, scaled
+    down to `short_side` in the same call when much larger (`video.SCALE_AT_DECODE_ABOVE`); frames over
+    HOLD_DECODED_MAX_PIXELS are scaled as they arrive instead, so a window never holds full-size frames of a
+    huge video. Windows holding fewer than `num_frames` frames (a stall, a slow camera, a gap in the timestamps)
+    are skipped, with one warning per run of them. `on_frame` is given every decoded frame, in order, as it comes
+    (an annotated copy writes them all).
     """
     reformatter = VideoReformatter()  # one converter for all frames (see `_decode_windows`)
     origin = start_time_s(container)
@@ -199,8 +205,12 @@ def stream_clips(
 
 
 def _held(reformatter: VideoReformatter, short_side: int | None, frame: av.VideoFrame) -> av.VideoFrame | torch.Tensor:
-    """A frame as a window holds it: as decoded (YUV), or as scaled-down RGB (C, H, W) when it is much larger."""
-    if decode_size(frame.width, frame.height, short_side) is None:
+    """A frame as a window holds it: as decoded (YUV), or as scaled-down RGB (C, H, W) when it is over
+    HOLD_DECODED_MAX_PIXELS and much larger than `short_side`."""
+    if (
+        frame.width * frame.height <= HOLD_DECODED_MAX_PIXELS
+        or decode_size(frame.width, frame.height, short_side) is None
+    ):
         return frame
     return _rgb(reformatter, frame, short_side)
 

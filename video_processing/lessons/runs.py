@@ -72,34 +72,17 @@ class Run:
 _THIN = dict(clip_duration=1.5, num_frames=8, crop_size=64, min_short_side=72, max_short_side=88, stem_dim_out=8)
 SMOKE = Run("notebook_smoke", **_THIN, batch_size=8, num_workers=0, max_epochs=2, lr=3e-3, limit_batches=4)
 CPU = Run("notebook_cpu", **_THIN, batch_size=8, num_workers=2, max_epochs=30, lr=5e-3)
+# On a GPU: 8 frames of 2 s clips, transformed on the device.
+_GPU = dict(clip_duration=2.0, num_frames=8, transforms_on_device=True)
+# fmt: off
 # A few hundred real clips (the UCF101 subset) from scratch: a half-width ResNet-50 on 112 px crops of 8 frames,
 # trained for many short epochs. A full Kinetics-sized model would only memorise so little data.
-UCF101 = Run(
-    "notebook_ucf101",
-    clip_duration=2.0,
-    num_frames=8,
-    crop_size=112,
-    min_short_side=128,
-    max_short_side=160,
-    stem_dim_out=32,
-    batch_size=16,
-    max_epochs=30,
-    lr=1e-3,
-    transforms_on_device=True,
-)
-# The Kinetics model: ResNet-50 at full width, 8 frames of 2 s clips, 224 px crops of a 256-320 px short side.
-KINETICS = Run(
-    "notebook_kinetics",
-    clip_duration=2.0,
-    num_frames=8,
-    crop_size=224,
-    min_short_side=256,
-    max_short_side=320,
-    batch_size=8,
-    max_epochs=10,
-    lr=1e-3,
-    transforms_on_device=True,
-)
+UCF101 = Run("notebook_ucf101", **_GPU, crop_size=112, min_short_side=128, max_short_side=160, stem_dim_out=32,
+             batch_size=16, max_epochs=30, lr=1e-3)
+# The Kinetics model: ResNet-50 at full width, 224 px crops of a 256-320 px short side.
+KINETICS = Run("notebook_kinetics", **_GPU, crop_size=224, min_short_side=256, max_short_side=320,
+               batch_size=8, max_epochs=10, lr=1e-3)
+# fmt: on
 
 
 def lesson_run(*, smoke: bool, cuda: bool, data: str) -> Run:

@@ -1,6 +1,6 @@
 """What each backbone of the registry costs per clip, computed without weights or arithmetic, and the table of them.
 
-    view_cost("x3d_xs")          # ViewCost(params=3794322, flops=...) at the input its weights expect
+    view_cost("x3d_xs")          # ViewCost(params=3794274, flops=1210513024) at the input its weights expect
     print(describe_backbones())  # every entry: its input, parameters, GFLOPs per view, published top-1
 
 The network is built on PyTorch's meta device (tensors with shapes and no data), so nothing is initialised, no

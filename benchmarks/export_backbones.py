@@ -7,8 +7,7 @@
 Each backbone is measured in a process of its own (random weights, 400 classes, eval mode), so its peak resident
 memory is its own: `exporting.export_model` (video_processing.inference.exporting, the core of `export`) on 2
 clips (the dynamic batch), then `exporting.check_parity` of the module and the file (onnxruntime's CPU provider for
-ONNX) on 3 random clips: the largest absolute logit difference and the top-1 agreement. `export` itself refuses
-some pairs up front (`exporting.REFUSED`); this script measures them all, which is what the refusals are based on.
+ONNX) on 3 random clips: the largest absolute logit difference and the top-1 agreement.
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.one:
         try:
             print(" | ".join(measure(args.names[0], args.format, args.tiny)))
-        except Exception as e:  # the exporter's own words, first line: what a refusal would have to say
+        except Exception as e:  # the exporter's own words, first line
             print(f"{args.names[0]} | {args.format} | failed: {type(e).__name__}: {str(e).strip().splitlines()[0]}")
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; random weights")

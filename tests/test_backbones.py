@@ -265,3 +265,19 @@ def test_videomae_without_transformers_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "video_processing.models.videomae", raising=False)
     with pytest.raises(ModuleNotFoundError, match=r"video-classification\[transformers\]"):
         build_backbone("videomae_base", num_frames=2, crop_size=32)
+
+
+def test_x3d_is_pytorchvideos_x3d_with_silu_for_its_swish():
+    """The same weights give PyTorchVideo's X3D's logits: torch's SiLU computes its Swish's x * sigmoid(x)."""
+    from pytorchvideo.models.x3d import create_x3d
+
+    torch.manual_seed(0)
+    ours = get_backbone("x3d_xs").build(4, 64).eval()
+    reference = create_x3d(
+        input_clip_length=4, input_crop_size=64, depth_factor=2.2, model_num_class=400, head_activation=None
+    ).eval()
+    reference.load_state_dict(ours.state_dict())
+    assert any(isinstance(m, torch.nn.SiLU) for m in ours.modules())
+    clips = torch.randn(2, 3, 4, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(clips), reference(clips))

@@ -9,8 +9,7 @@ clip duration, frames, crop, short side, mean and std (see `exported.py`). The c
 (without one: of a self-made video) through the eval preset, runs them through the checkpoint and through the
 exported file, and prints the largest absolute logit difference and the top-1 agreement. The exit status is 1
 when the difference exceeds --tolerance, 2 when the checkpoint, the video or a package is missing, when the
-checkpoint holds more than this package's checkpoints do (see `checkpoints.py`; --trust-checkpoint loads it), or
-when its backbone's export to that format is refused (`exporting.REFUSED`: why, and what to use instead).
+checkpoint holds more than this package's checkpoints do (see `checkpoints.py`; --trust-checkpoint loads it).
 
 ONNX export uses PyTorch's torch.export-based exporter (onnx and onnxscript) and the check runs onnxruntime:
 `pip install 'video-classification[export]'`. TorchScript needs nothing more, but PyTorch has deprecated it
@@ -70,9 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         classifier = load_classifier(args.checkpoint, "cpu", trust=args.trust_checkpoint)
     except Exception as e:  # a missing, truncated or foreign file: one line, as predict says it
         print(f"error: cannot load checkpoint {args.checkpoint}: {e}", file=sys.stderr)
-        return 2
-    if refused := exporting.refusal(classifier, args.format):
-        print(f"error: {refused}", file=sys.stderr)
         return 2
     try:
         if args.format == "onnx":

@@ -20,23 +20,6 @@ from video_processing.models.exported import INSTALL_EXPORT, OnnxModel, Sidecar
 
 # Clips of the parity check: at most this many of the video, so a long video checks in seconds.
 PARITY_CLIPS = 4
-# (backbone, format) pairs refused before exporting: why, and what to use instead. Every other backbone's export is
-# checked by tests/test_export.py (some at smaller inputs than their weights'); docs/benchmarks.md has the figures.
-REFUSED = {
-    ("mvit_v2_s", "onnx"): (
-        "ONNX export of mvit_v2_s is not offered: torch.onnx takes about 2 minutes and 4.5 GB of memory for it on "
-        "2 CPU cores (its input is fixed at 16 x 224 x 224), more than this package's tests can spend on each "
-        "change, so a file it wrote would go unchecked. Use --format torchscript (checked: the same logits)"
-    ),
-    **{
-        (name, "torchscript"): (
-            f"TorchScript export of {name} is not offered: PyTorchVideo's X3D computes its Swish activations with a "
-            "Python autograd function (SwishFunction), which a TorchScript file cannot hold. Use --format onnx "
-            "(checked: the same logits within 1e-3)"
-        )
-        for name in ("x3d_xs", "x3d_s", "x3d_m")
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -46,11 +29,6 @@ class Parity:
     num_clips: int
     max_abs_diff: float
     top1_agreement: float  # fraction of clips with the same top-1 class
-
-
-def refusal(classifier: Classifier, fmt: str) -> str | None:
-    """Why the classifier's backbone is not exported to `fmt`, and what to use instead (`REFUSED`); None: it is."""
-    return REFUSED.get((classifier.module.hparams.get("backbone", "resnet"), fmt))
 
 
 def sidecar_for(classifier: Classifier, fmt: str) -> Sidecar:

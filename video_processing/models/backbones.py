@@ -122,13 +122,16 @@ def _slow_r50(num_frames: int, crop_size: int) -> nn.Module:
 
 def _x3d(depth_factor: float) -> Callable[[int, int], nn.Module]:
     def build(num_frames: int, crop_size: int) -> nn.Module:
-        # head_activation None: the zoo's softmax would turn logits into probabilities inside the model.
+        # head_activation None: the zoo's softmax would turn logits into probabilities inside the model. inner_act:
+        # torch's SiLU is the x * sigmoid(x) of PyTorchVideo's default Swish, which computes it in a Python autograd
+        # function that a TorchScript file cannot hold; no weights, so the zoo's checkpoints load as they are.
         return create_x3d(
             input_clip_length=num_frames,
             input_crop_size=crop_size,
             depth_factor=depth_factor,
             model_num_class=KINETICS_CLASSES,
             head_activation=None,
+            inner_act=nn.SiLU,
         )
 
     return build

@@ -1,4 +1,4 @@
-"""Grad-CAM on the last 3D stage (`inference/gradcam.py`), `python -m video_processing.explain` and its figure."""
+"""Grad-CAM on a 3D stage (`inference/gradcam.py`), `python -m video_processing.explain` and its figure."""
 
 from __future__ import annotations
 
@@ -15,17 +15,20 @@ from video_processing.classification import VideoClassificationLightningModule
 from video_processing.data.video import open_video, subsample_indices
 from video_processing.inference.classifiers import Classifier, ClipSettings, classifier_preset, load_classifier
 from video_processing.inference.gradcam import (
+    MIN_CELLS,
     ExplainError,
     boxes_in_view,
+    choose_stage,
     class_index,
     clip_cam,
     explain_clip,
-    last_stage,
     mass_in_boxes,
+    stages,
 )
 from video_processing.inference.predictions import predict_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons.gradcam_plots import measure_on_shapes, plot_gradcam_frames
+from video_processing.models.backbones import BACKBONES, build_backbone
 from video_processing.synthetic import CLASSES, render_video_with_boxes
 
 
@@ -39,24 +42,69 @@ def checkpoint(small_dataset, tmp_path_factory):
     return fit_one_step_and_save(module, data, tmp_path_factory.mktemp("explain"), limit_val_batches=1)
 
 
-@pytest.mark.parametrize(
-    ("backbone", "stage", "side"), [("resnet", "blocks.4", 2), ("x3d_xs", "blocks.4", 2), ("r3d_18", "layer4", 4)]
-)
-def test_the_map_comes_from_the_last_3d_stage_and_covers_the_clip(backbone, stage, side):
+def _classifier(backbone: str, crop: int) -> Classifier:
     module = VideoClassificationLightningModule(
-        num_classes=3, stem_dim_out=4, num_frames=4, crop_size=64, backbone=backbone
+        num_classes=3, stem_dim_out=4, num_frames=4, crop_size=crop, backbone=backbone
     )
-    assert last_stage(module.backbone) is module.backbone.get_submodule(stage)
-    classifier = Classifier(
-        module.eval(), ["a", "b", "c"], ClipSettings(1.0, 4, 64, 64, 64, 0.0, (0.45,) * 3, (0.225,) * 3)
-    )
-    clip = classifier_preset(classifier)(torch.randint(0, 256, (4, 3, 64, 80), dtype=torch.uint8))
+    settings = ClipSettings(1.0, 4, crop, crop, crop, 0.0, (0.45,) * 3, (0.225,) * 3)
+    return Classifier(module.eval(), ["a", "b", "c"], settings)
+
+
+@pytest.mark.parametrize(
+    ("backbone", "crop", "number", "cells"),
+    [("resnet", 64, 2, 8), ("resnet", 224, 4, 7), ("x3d_xs", 160, 3, 10), ("r3d_18", 112, 4, 7)],
+)
+def test_the_map_comes_from_the_last_stage_at_least_7_cells_wide_and_covers_the_clip(backbone, crop, number, cells):
+    """At Kinetics' crops (224 px; 112 for torchvision's ResNets, which downsample by 16) the last stage; for
+    smaller crops, whose last stage is a few cells wide (2 x 2 for the ResNet at 64 px), an earlier one."""
+    classifier = _classifier(backbone, crop)
+    stage = choose_stage(classifier)
+    found = stages(classifier.module.backbone)
+    assert (stage.number, stage.count, stage.cells, stage.module) == (number, 4, cells, found[number - 1])
+    assert str(stage) == f"stage {number} of 4 ({cells} x {cells} cells)" and cells >= MIN_CELLS
     stage_output = {}
-    last_stage(module.backbone).register_forward_hook(lambda m, i, o: stage_output.update(shape=tuple(o.shape)))
+    for module in found:
+        module.register_forward_hook(lambda m, i, o: stage_output.update({m: tuple(o.shape)}))
+    clip = classifier_preset(classifier)(torch.randint(0, 256, (4, 3, crop, crop + 16), dtype=torch.uint8))
     cam = clip_cam(classifier, clip, target=1)
-    assert cam.shape == (4, 64, 64) and cam.min() >= 0  # upsampled in time and space, ReLU'd
-    # the map's own resolution: a 32nd of the 64 px crop on each side (torchvision's ResNets: a 16th)
-    assert stage_output["shape"][-2:] == (side, side)
+    assert cam.shape == (4, crop, crop) and cam.min() >= 0  # upsampled in time and space, ReLU'd
+    assert stage_output[stage.module][-2:] == (cells, cells)  # the map's own resolution
+    if number < 4:  # the next stage is under 7 cells wide
+        assert min(stage_output[found[number]][-2:]) < MIN_CELLS
+
+
+def test_a_stage_can_be_asked_for_by_number():
+    classifier = _classifier("resnet", 64)
+    assert [(s.number, s.cells) for s in map(lambda n: choose_stage(classifier, n), range(1, 5))] == [
+        (1, 16),
+        (2, 8),
+        (3, 4),
+        (4, 2),
+    ]
+    for number in (0, 5):
+        with pytest.raises(ExplainError, match=f"no stage {number}: the network has stages 1 to 4"):
+            choose_stage(classifier, number)
+
+
+SMALLEST_INPUT = {"mvit_v2_s": (16, 224), "s3d": (16, 224), "slowfast_r50": (8, 32)}
+
+
+def test_the_refusal_names_exactly_the_backbones_with_3d_stages():
+    """SlowFast's stages hold two pathways; S3D and the transformers have none: each is refused, by a message
+    naming the backbones that are explained."""
+    explained, refusals = [], []
+    for name in BACKBONES:
+        frames, crop = SMALLEST_INPUT.get(name, (4, 64))
+        network = build_backbone(name, 3, num_frames=frames, crop_size=crop)
+        try:
+            assert len(stages(network)) == 4
+            explained.append(name)
+        except ExplainError as refusal:
+            assert str(refusal).endswith(f"; {type(network).__name__} has none")
+            refusals.append(str(refusal))
+    assert len(refusals) == 5
+    named = refusals[0].split("backbones ")[1].split(";")[0].replace(" and ", ", ").split(", ")
+    assert named == explained
 
 
 def test_mass_in_boxes_against_chance():
@@ -82,7 +130,9 @@ def test_explain_writes_the_clips_the_model_sees_with_their_maps(checkpoint, sma
     video = small_dataset / "val" / "spinning" / "spinning_000.mp4"
     out = tmp_path / "map.mp4"
     assert explain.main([str(checkpoint), str(video), "--out", str(out), "--class", "growing"]) == 0
-    assert "where the model looks for growing" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "where the model looks for growing" in printed
+    assert "Grad-CAM on stage 1 of 4 (12 x 12 cells)" in printed  # 48 px crops: 12, 6, 3, 2 cells
     clips = predict_video(load_classifier(checkpoint), video).num_clips
     with open_video(out) as container:
         stream = container.streams.video[0]
@@ -97,6 +147,8 @@ def test_explain_refuses_an_unknown_class_and_a_bad_checkpoint(checkpoint, small
     video = small_dataset / "val" / "spinning" / "spinning_000.mp4"
     assert explain.main([str(checkpoint), str(video), "--out", str(tmp_path / "m.mp4"), "--class", "jumping"]) == 1
     assert "unknown class 'jumping'" in capsys.readouterr().err and not (tmp_path / "m.mp4").exists()
+    assert explain.main([str(checkpoint), str(video), "--out", str(tmp_path / "m.mp4"), "--stage", "5"]) == 1
+    assert "no stage 5: the network has stages 1 to 4" in capsys.readouterr().err
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
     assert explain.main([str(tmp_path / "bad.ckpt"), str(video), "--out", str(tmp_path / "m.mp4")]) == 2
     assert "cannot load checkpoint" in capsys.readouterr().err

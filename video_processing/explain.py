@@ -1,12 +1,14 @@
 """Show where a trained model looks in a video: a Grad-CAM map over time, drawn over the frames it sees.
 
-    python -m video_processing.explain CHECKPOINT VIDEO --out MAP.mp4 [--class NAME]
+    python -m video_processing.explain CHECKPOINT VIDEO --out MAP.mp4 [--class NAME] [--stage N]
 
-The video is cut into back-to-back clips as `predict` cuts it; for each clip, Grad-CAM on the network's last 3D
-stage (captum's LayerGradCam) says which places, at which moments, raised the score of the class: the video's
-predicted class, or --class. The map is stretched to the clip's frames and crop and drawn over them (red: the
-most). MAP.mp4 shows the frames the model sees (resized and center-cropped, `num_frames` per clip) at the rate it
-samples them, one colour scale for the whole video (so the map video is held in memory until it is written: meant
+The video is cut into back-to-back clips as `predict` cuts it; for each clip, Grad-CAM on one of the network's 3D
+stages (captum's LayerGradCam) says which places, at which moments, raised the score of the class: the video's
+predicted class, or --class. The stage is --stage (1: the first), else the last one at least 7 x 7 cells: the last
+stage at Kinetics' 224 px crops, an earlier one for small crops (2 x 2 cells, the last stage at 64 px, cannot point
+at anything); the command prints which. The map is stretched to the clip's frames and crop and drawn over them (red:
+the most). MAP.mp4 shows the frames the model sees (resized and center-cropped, `num_frames` per clip) at the rate
+it samples them, one colour scale for the whole video (so the map video is held in memory until it is written: meant
 for clips and short videos, not hours). Needs the optional extra `explain` (captum):
 pip install "video-classification[explain]".
 
@@ -28,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("video", help="a video file (anything PyAV decodes)")
     parser.add_argument("--out", required=True, help="the annotated video to write (.mp4)")
     parser.add_argument("--class", dest="class_name", help="the class to explain (default: the predicted one)")
+    parser.add_argument("--stage", type=int, help="the 3D stage to read, 1 = the first (default: see above)")
     parser.add_argument(TRUST_FLAG, action="store_true", help=TRUST_HELP)
     return parser
 
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from video_processing.data.video import VideoError, write_video
     from video_processing.inference.classifiers import load_classifier
-    from video_processing.inference.gradcam import ExplainError, class_index, explain_video, overlay
+    from video_processing.inference.gradcam import ExplainError, choose_stage, class_index, explain_video, overlay
     from video_processing.inference.predictions import predict_video
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -54,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.video}: predicted {name} ({probability:.2%}); explaining it")
         else:
             name = args.class_name
-        clips = list(explain_video(classifier, args.video, class_index(classifier, name)))
+        target, stage = class_index(classifier, name), choose_stage(classifier, args.stage)
+        print(f"Grad-CAM on {stage}")
+        clips = list(explain_video(classifier, args.video, target, stage))
     except (VideoError, ExplainError) as e:
         print(f"error: {args.video}: {getattr(e, 'reason', e)}", file=sys.stderr)
         return 1

@@ -1,10 +1,13 @@
-"""Where a classifier looks: Grad-CAM on its last 3D stage, upsampled to the clip in time and space.
+"""Where a classifier looks: Grad-CAM on one of its 3D stages, upsampled to the clip in time and space.
 
-Captum's `LayerGradCam` does the work: it averages the class score's gradients over every dimension after the
-channels, so a (N, C, T, H, W) stage gives one weight per channel, and the map is the ReLU of the weighted sum
-of the stage's output, (N, 1, T', H', W'). `LayerAttribution.interpolate` then stretches it trilinearly to the
-clip's frames and crop. The map lives in the model's view of the clip: its frames after the eval preset's
-resize and center crop, which `model_view` returns as images.
+The stage is, unless one is asked for, the last whose output is at least `MIN_CELLS` cells on each side: the
+last stage at the crops Kinetics models are trained on (7 x 7 at 224 px), an earlier one for small crops, whose
+last stage is too coarse to point at anything (2 x 2 at 64 px). Captum's `LayerGradCam` does the work: it
+averages the class score's gradients over every dimension after the channels, so a (N, C, T, H, W) stage gives
+one weight per channel, and the map is the ReLU of the weighted sum of the stage's output, (N, 1, T', H', W').
+`LayerAttribution.interpolate` then stretches it trilinearly to the clip's frames and crop. The map lives in the
+model's view of the clip: its frames after the eval preset's resize and center crop, which `model_view` returns
+as images.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pytorchvideo.models.resnet import ResStage
 from torch import nn
 
 from video_processing.data.transforms import eval_preset
@@ -27,14 +31,63 @@ class ExplainError(ValueError):
     """The model or the class asked for cannot be explained; the message says why."""
 
 
-def last_stage(network: nn.Module) -> nn.Module:
-    """The last 3D stage of a registry backbone: PyTorchVideo's ResNet and X3D are blocks = stem, stages, head;
-    torchvision's video ResNets end their stages with layer4."""
-    if hasattr(network, "blocks"):
-        return network.blocks[-2]
+# The cells per side of the last stage of a ResNet at Kinetics' 224 px crops: the usual Grad-CAM resolution.
+MIN_CELLS = 7
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The 3D stage Grad-CAM reads: number `number` of `count` (1: the first), and its output's cells on its
+    shorter side (the map's own resolution, before it is stretched to the crop)."""
+
+    number: int
+    count: int
+    cells: int
+    module: nn.Module
+
+    def __str__(self) -> str:
+        return f"stage {self.number} of {self.count} ({self.cells} x {self.cells} cells)"
+
+
+def stages(network: nn.Module) -> list[nn.Module]:
+    """The 3D stages of a backbone, first to last: the ResStage blocks of PyTorchVideo's ResNet and X3D, and
+    layer1 to layer4 of torchvision's video ResNets. ExplainError for any other network (SlowFast's two
+    pathways, S3D, and the transformers have no such stages)."""
     if hasattr(network, "layer4"):
-        return network.layer4
-    raise ExplainError(f"no known last 3D stage in {type(network).__name__}: expected .blocks or .layer4")
+        return [network.layer1, network.layer2, network.layer3, network.layer4]
+    found = [block for block in getattr(network, "blocks", []) if isinstance(block, ResStage)]
+    if not found:
+        raise ExplainError(
+            f"Grad-CAM here reads the 3D stages of the backbones resnet, slow_r50, x3d_xs, x3d_s, x3d_m, "
+            f"r2plus1d_18 and r3d_18; {type(network).__name__} has none"
+        )
+    return found
+
+
+def _cells(module: nn.Module, found: list[nn.Module]) -> list[int]:
+    """Each stage's output cells on its shorter side, for the model's input (num_frames x crop x crop)."""
+    cells = []
+    hooks = [stage.register_forward_hook(lambda _m, _i, out: cells.append(min(out.shape[-2:]))) for stage in found]
+    shape = (1, 3, module.hparams.num_frames, module.hparams.crop_size, module.hparams.crop_size)
+    try:
+        with torch.no_grad():
+            module(torch.zeros(shape, device=module.device, dtype=module.dtype))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return cells
+
+
+def choose_stage(classifier: Classifier, number: int | None = None) -> Stage:
+    """Stage `number` (1: the first) when given, else the last stage at least MIN_CELLS cells on each side (the
+    first stage if none is). ExplainError for a number the network does not have."""
+    found = stages(classifier.module.backbone)
+    if number is not None and not 1 <= number <= len(found):
+        raise ExplainError(f"no stage {number}: the network has stages 1 to {len(found)}")
+    cells = _cells(classifier.module, found)
+    if number is None:
+        number = max((i + 1 for i, side in enumerate(cells) if side >= MIN_CELLS), default=1)
+    return Stage(number, len(found), cells[number - 1], found[number - 1])
 
 
 def class_index(classifier: Classifier, name: str) -> int:
@@ -44,16 +97,18 @@ def class_index(classifier: Classifier, name: str) -> int:
     return classifier.class_names.index(name)
 
 
-def clip_cam(classifier: Classifier, clip: torch.Tensor, target: int) -> torch.Tensor:
-    """Grad-CAM of class `target` for one normalized clip (C, T, H, W): a map (T, H, W) >= 0 on the CPU."""
+def clip_cam(classifier: Classifier, clip: torch.Tensor, target: int, stage: Stage | None = None) -> torch.Tensor:
+    """Grad-CAM of class `target` on `stage` (default: `choose_stage`'s) for one normalized clip (C, T, H, W): a
+    map (T, H, W) >= 0 on the CPU."""
     from captum.attr import LayerAttribution, LayerGradCam  # the optional [explain] extra
 
     module = classifier.module
     if not isinstance(module, nn.Module):
         raise ExplainError("an exported ONNX model has no gradients to explain; give the training checkpoint")
+    stage = stage or choose_stage(classifier)
     inputs = clip.unsqueeze(0).to(module.device).requires_grad_()
     with torch.enable_grad():
-        cam = LayerGradCam(module, last_stage(module.backbone)).attribute(inputs, target, relu_attributions=True)
+        cam = LayerGradCam(module, stage.module).attribute(inputs, target, relu_attributions=True)
     cam = LayerAttribution.interpolate(cam.detach(), tuple(clip.shape[1:]), interpolate_mode="trilinear")
     return cam[0, 0].clamp_(min=0).cpu()
 
@@ -75,17 +130,22 @@ def model_view(classifier: Classifier, frames: torch.Tensor) -> np.ndarray:
     return view(frames).permute(1, 2, 3, 0).numpy()
 
 
-def explain_clip(classifier: Classifier, frames: torch.Tensor, target: int) -> tuple[np.ndarray, torch.Tensor]:
-    """The model's view of uint8 frames (T, C, H, W) and its Grad-CAM map for class `target`."""
-    return model_view(classifier, frames), clip_cam(classifier, classifier_preset(classifier)(frames), target)
+def explain_clip(
+    classifier: Classifier, frames: torch.Tensor, target: int, stage: Stage | None = None
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The model's view of uint8 frames (T, C, H, W) and its Grad-CAM map for class `target` on `stage`."""
+    return model_view(classifier, frames), clip_cam(classifier, classifier_preset(classifier)(frames), target, stage)
 
 
-def explain_video(classifier: Classifier, path: str | Path, target: int) -> Iterator[ClipExplanation]:
+def explain_video(
+    classifier: Classifier, path: str | Path, target: int, stage: Stage | None = None
+) -> Iterator[ClipExplanation]:
     """The video's back-to-back clips (as `predict` cuts them), one at a time, each with its map for `target`."""
     clip_s, num_frames = classifier.clips.clip_duration, classifier.module.hparams.num_frames
+    stage = stage or choose_stage(classifier)
     with open_video(path) as container:
         for clip in stream_clips(container, path, clip_s, clip_s, num_frames):
-            frames, cam = explain_clip(classifier, clip.frames, target)
+            frames, cam = explain_clip(classifier, clip.frames, target, stage)
             yield ClipExplanation(clip.start_s, clip.end_s, frames, cam)
 
 

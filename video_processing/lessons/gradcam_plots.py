@@ -15,7 +15,15 @@ from matplotlib.patches import Rectangle
 
 from video_processing.data.video import subsample_indices
 from video_processing.inference.classifiers import Classifier
-from video_processing.inference.gradcam import boxes_in_view, class_index, explain_clip, mass_in_boxes, overlay
+from video_processing.inference.gradcam import (
+    Stage,
+    boxes_in_view,
+    choose_stage,
+    class_index,
+    explain_clip,
+    mass_in_boxes,
+    overlay,
+)
 from video_processing.synthetic import render_video_with_boxes
 
 
@@ -63,12 +71,19 @@ class ShapeMeasure:
 
 
 def measure_on_shapes(
-    classifier: Classifier, size: int, *, clips_per_class: int = 1, seed: int = 1, fps: int = 25
+    classifier: Classifier,
+    size: int,
+    *,
+    clips_per_class: int = 1,
+    seed: int = 1,
+    fps: int = 25,
+    stage: Stage | None = None,
 ) -> list[ShapeMeasure]:
     """Fresh self-made clips (size x size frames, `clip_duration` long), `clips_per_class` of each class the
-    classifier knows, rendered with their shape's boxes and explained for their own class: where the map falls
-    against where the shape is."""
+    classifier knows, rendered with their shape's boxes and explained for their own class on `stage` (default:
+    `choose_stage`'s): where the map falls against where the shape is."""
     rng = np.random.default_rng(seed)
+    stage = stage or choose_stage(classifier)
     length = round(classifier.clips.clip_duration * fps)
     kept = subsample_indices(length, classifier.module.hparams.num_frames)
     measures = []
@@ -76,7 +91,7 @@ def measure_on_shapes(
         for label in classifier.class_names:
             frames, boxes = render_video_with_boxes(label, rng, size, size, length, fps)
             clip = torch.from_numpy(frames[kept]).permute(0, 3, 1, 2)
-            view, cam = explain_clip(classifier, clip, class_index(classifier, label))
+            view, cam = explain_clip(classifier, clip, class_index(classifier, label), stage)
             inside = boxes_in_view(classifier, boxes[kept], size, size)
             measures.append(ShapeMeasure(label, *mass_in_boxes(cam, inside), view, cam, inside))
     return measures

@@ -213,7 +213,7 @@ def test_explain_benchmark_prints_each_class_and_the_mean(small_dataset, tmp_pat
     )
     checkpoint = fit_one_step_and_save(module, data, tmp_path, limit_val_batches=1)
     output = run_benchmark("explain_shapes.py", str(checkpoint), "--clips-per-class", "1", "--size", "64")
-    assert "Grad-CAM on stage 1 of 4 (12 x 12 cells)" in output  # 48 px crops: the stages are 12, 6, 3, 2 cells
+    assert "HiResCAM on stage 1 of 4 (12 x 12 cells)" in output  # 48 px crops: the stages are 12, 6, 3, 2 cells
     for name in (*CLASSES, "mean"):
         clips, share, chance, ratio = row(output, name)  # shares in percent
         assert clips == (6 if name == "mean" else 1) and 0 <= share <= 100 and 0 < chance < 100

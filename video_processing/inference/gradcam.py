@@ -1,13 +1,23 @@
-"""Where a classifier looks: Grad-CAM on one of its 3D stages, upsampled to the clip in time and space.
+"""Where a classifier looks: a class-activation map on one of its 3D stages, upsampled to the clip.
+
+Two maps, both from captum, both the ReLU of the stage's output (N, C, T', H', W') weighed by the class score's
+gradients there and summed over the channels:
+
+- "hirescam" (the default; HiResCAM, Draelos and Carin 2020): each place weighed by its own gradients
+  (captum's `LayerGradientXActivation`).
+- "gradcam" (Grad-CAM, Selvaraju et al. 2017): the gradients first averaged over time, height and width, one
+  weight per channel (captum's `LayerGradCam`).
+
+At the last stage of the ResNets, which a global average pool and a linear layer follow, the score's gradient is
+the same at every place, so the two are the same map (X3D's head convolves before it pools). At an earlier stage
+they differ, and averaging can move the map off what raised the score (docs/benchmarks.md, "HiResCAM and
+Grad-CAM on the self-made set": the demo's moving classes, on the shape with HiResCAM, beside it with Grad-CAM).
 
 The stage is, unless one is asked for, the last whose output is at least `MIN_CELLS` cells on each side: the
 last stage at the crops Kinetics models are trained on (7 x 7 at 224 px), an earlier one for small crops, whose
-last stage is too coarse to point at anything (2 x 2 at 64 px). Captum's `LayerGradCam` does the work: it
-averages the class score's gradients over every dimension after the channels, so a (N, C, T, H, W) stage gives
-one weight per channel, and the map is the ReLU of the weighted sum of the stage's output, (N, 1, T', H', W').
-`LayerAttribution.interpolate` then stretches it trilinearly to the clip's frames and crop. The map lives in the
-model's view of the clip: its frames after the eval preset's resize and center crop, which `model_view` returns
-as images.
+last stage is too coarse to point at anything (2 x 2 at 64 px). `LayerAttribution.interpolate` stretches the map
+trilinearly to the clip's frames and crop. The map lives in the model's view of the clip: its frames after the
+eval preset's resize and center crop, which `model_view` returns as images.
 """
 
 from __future__ import annotations
@@ -31,13 +41,15 @@ class ExplainError(ValueError):
     """The model or the class asked for cannot be explained; the message says why."""
 
 
+# The maps, by the name `--method` takes, and what they are called in print.
+METHODS = {"hirescam": "HiResCAM", "gradcam": "Grad-CAM"}
 # The cells per side of the last stage of a ResNet at Kinetics' 224 px crops: the usual Grad-CAM resolution.
 MIN_CELLS = 7
 
 
 @dataclass(frozen=True)
 class Stage:
-    """The 3D stage Grad-CAM reads: number `number` of `count` (1: the first), and its output's cells on its
+    """The 3D stage a map is read from: number `number` of `count` (1: the first), and its output's cells on its
     shorter side (the map's own resolution, before it is stretched to the crop)."""
 
     number: int
@@ -58,7 +70,7 @@ def stages(network: nn.Module) -> list[nn.Module]:
     found = [block for block in getattr(network, "blocks", []) if isinstance(block, ResStage)]
     if not found:
         raise ExplainError(
-            f"Grad-CAM here reads the 3D stages of the backbones resnet, slow_r50, x3d_xs, x3d_s, x3d_m, "
+            f"maps are read from the 3D stages of the backbones resnet, slow_r50, x3d_xs, x3d_s, x3d_m, "
             f"r2plus1d_18 and r3d_18; {type(network).__name__} has none"
         )
     return found
@@ -97,25 +109,33 @@ def class_index(classifier: Classifier, name: str) -> int:
     return classifier.class_names.index(name)
 
 
-def clip_cam(classifier: Classifier, clip: torch.Tensor, target: int, stage: Stage | None = None) -> torch.Tensor:
-    """Grad-CAM of class `target` on `stage` (default: `choose_stage`'s) for one normalized clip (C, T, H, W): a
-    map (T, H, W) >= 0 on the CPU."""
-    from captum.attr import LayerAttribution, LayerGradCam  # the optional [explain] extra
+def clip_cam(
+    classifier: Classifier, clip: torch.Tensor, target: int, stage: Stage | None = None, method: str = "hirescam"
+) -> torch.Tensor:
+    """The `method` map (see above) of class `target` on `stage` (default: `choose_stage`'s) for one normalized
+    clip (C, T, H, W): a map (T, H, W) >= 0 on the CPU."""
+    from captum.attr import LayerAttribution, LayerGradCam, LayerGradientXActivation  # the [explain] extra
 
     module = classifier.module
     if not isinstance(module, nn.Module):
         raise ExplainError("an exported ONNX model has no gradients to explain; give the training checkpoint")
+    if method not in METHODS:
+        raise ExplainError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     stage = stage or choose_stage(classifier)
     inputs = clip.unsqueeze(0).to(module.device).requires_grad_()
     with torch.enable_grad():
-        cam = LayerGradCam(module, stage.module).attribute(inputs, target, relu_attributions=True)
+        if method == "gradcam":
+            cam = LayerGradCam(module, stage.module).attribute(inputs, target, relu_attributions=True)
+        else:
+            places = LayerGradientXActivation(module, stage.module).attribute(inputs, target)
+            cam = places.sum(1, keepdim=True).clamp(min=0)  # the ReLU before stretching, as Grad-CAM's
     cam = LayerAttribution.interpolate(cam.detach(), tuple(clip.shape[1:]), interpolate_mode="trilinear")
     return cam[0, 0].clamp_(min=0).cpu()
 
 
 @dataclass
 class ClipExplanation:
-    """One clip as the model sees it, uint8 frames (T, H, W, 3), with its Grad-CAM map (T, H, W)."""
+    """One clip as the model sees it, uint8 frames (T, H, W, 3), with its map (T, H, W)."""
 
     start_s: float
     end_s: float
@@ -131,21 +151,22 @@ def model_view(classifier: Classifier, frames: torch.Tensor) -> np.ndarray:
 
 
 def explain_clip(
-    classifier: Classifier, frames: torch.Tensor, target: int, stage: Stage | None = None
+    classifier: Classifier, frames: torch.Tensor, target: int, stage: Stage | None = None, method: str = "hirescam"
 ) -> tuple[np.ndarray, torch.Tensor]:
-    """The model's view of uint8 frames (T, C, H, W) and its Grad-CAM map for class `target` on `stage`."""
-    return model_view(classifier, frames), clip_cam(classifier, classifier_preset(classifier)(frames), target, stage)
+    """The model's view of uint8 frames (T, C, H, W) and its `method` map for class `target` on `stage`."""
+    clip = classifier_preset(classifier)(frames)
+    return model_view(classifier, frames), clip_cam(classifier, clip, target, stage, method)
 
 
 def explain_video(
-    classifier: Classifier, path: str | Path, target: int, stage: Stage | None = None
+    classifier: Classifier, path: str | Path, target: int, stage: Stage | None = None, method: str = "hirescam"
 ) -> Iterator[ClipExplanation]:
     """The video's back-to-back clips (as `predict` cuts them), one at a time, each with its map for `target`."""
     clip_s, num_frames = classifier.clips.clip_duration, classifier.module.hparams.num_frames
     stage = stage or choose_stage(classifier)
     with open_video(path) as container:
         for clip in stream_clips(container, path, clip_s, clip_s, num_frames):
-            frames, cam = explain_clip(classifier, clip.frames, target, stage)
+            frames, cam = explain_clip(classifier, clip.frames, target, stage, method)
             yield ClipExplanation(clip.start_s, clip.end_s, frames, cam)
 
 

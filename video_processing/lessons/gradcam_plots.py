@@ -1,5 +1,5 @@
-"""Where a model looks: a figure of a few frames of a clip, each above its Grad-CAM map drawn over it, and the
-map measured on self-made clips, whose moving shape's box is known.
+"""Where a model looks: a figure of a few frames of a clip, each above its map (`inference/gradcam.py`) drawn over
+it, and the map measured on self-made clips, whose moving shape's box is known.
 
 Built without pyplot, so it works under any backend and a notebook shows it as a cell's value.
 """
@@ -78,10 +78,11 @@ def measure_on_shapes(
     seed: int = 1,
     fps: int = 25,
     stage: Stage | None = None,
+    method: str = "hirescam",
 ) -> list[ShapeMeasure]:
     """Fresh self-made clips (size x size frames, `clip_duration` long), `clips_per_class` of each class the
-    classifier knows, rendered with their shape's boxes and explained for their own class on `stage` (default:
-    `choose_stage`'s): where the map falls against where the shape is."""
+    classifier knows, rendered with their shape's boxes and explained for their own class by `method` on `stage`
+    (default: `choose_stage`'s): where the map falls against where the shape is."""
     rng = np.random.default_rng(seed)
     stage = stage or choose_stage(classifier)
     length = round(classifier.clips.clip_duration * fps)
@@ -91,7 +92,7 @@ def measure_on_shapes(
         for label in classifier.class_names:
             frames, boxes = render_video_with_boxes(label, rng, size, size, length, fps)
             clip = torch.from_numpy(frames[kept]).permute(0, 3, 1, 2)
-            view, cam = explain_clip(classifier, clip, class_index(classifier, label), stage)
+            view, cam = explain_clip(classifier, clip, class_index(classifier, label), stage, method)
             inside = boxes_in_view(classifier, boxes[kept], size, size)
             measures.append(ShapeMeasure(label, *mass_in_boxes(cam, inside), view, cam, inside))
     return measures

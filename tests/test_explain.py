@@ -256,7 +256,8 @@ def test_the_demo_checkpoint_looks_at_the_moving_shape(tmp_path_factory, monkeyp
     data = make_dataset(tmp_path_factory.mktemp("demo_data"), workers=2)
     root = tmp_path_factory.mktemp("demo")
     monkeypatch.chdir(root)  # the config's logs and checkpoints are relative paths
-    cli_main(["fit", "--config", str(ROOT / "configs" / "synthetic.yaml"), f"--data.data_path={data}"])
+    config = str(ROOT / "configs" / "synthetic.yaml")
+    cli_main(["fit", "--config", config, f"--data.data_path={data}", "--trainer.enable_progress_bar=false"])
     assert _last_logged(next(root.rglob("metrics.csv")), "val_acc_top1") >= 0.8
     classifier = load_classifier(root / "lightning_logs" / "synthetic" / "checkpoints" / "last.ckpt")
     stage = choose_stage(classifier)

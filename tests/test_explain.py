@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -34,6 +36,7 @@ from video_processing.inference.predictions import predict_video
 from video_processing.kinetics_module import KineticsDataModule
 from video_processing.lessons.gradcam_plots import measure_on_shapes, plot_gradcam_frames
 from video_processing.models.backbones import BACKBONES, build_backbone
+from video_processing.models.exported import OnnxModel
 from video_processing.synthetic import CLASSES, make_dataset, render_video_with_boxes
 
 ROOT = Path(__file__).parents[1]
@@ -97,6 +100,16 @@ def test_hirescam_is_gradcam_at_the_last_stage_and_differs_before_it(backbone):
         clip_cam(classifier, clip, 0, last, "saliency")
     assert explain._parser().parse_args(["c", "v", "--out", "m"]).method == "hirescam"
     assert [action.choices for action in explain._parser()._actions if action.dest == "method"] == [tuple(METHODS)]
+
+
+def test_an_exported_model_is_refused_for_having_no_gradients():
+    onnx_model = OnnxModel.__new__(OnnxModel)  # no file to run: only its type and sizes are read
+    onnx_model.hparams = SimpleNamespace(num_frames=4, crop_size=64)
+    exported = replace(_classifier("resnet", 64), module=onnx_model)
+    frames = torch.zeros(4, 3, 64, 64, dtype=torch.uint8)
+    for explain_it in (lambda: choose_stage(exported), lambda: explain_clip(exported, frames, 0)):
+        with pytest.raises(ExplainError, match="an exported ONNX model has no gradients"):
+            explain_it()
 
 
 def test_a_stage_can_be_asked_for_by_number():

@@ -7,7 +7,7 @@ stages says which places, at which moments, raised the score of the class: the v
 The stage is --stage (1: the first), else the last one at least 7 x 7 cells: the last stage at Kinetics' 224 px
 crops, an earlier one for small crops (2 x 2 cells, the last stage at 64 px, cannot point at anything); the command
 prints which. The map is stretched to the clip's frames and crop and drawn over them (red: the most). The map is
-HiResCAM, or with --method gradcam Grad-CAM: the same at the last stage; at an earlier one HiResCAM keeps each
+HiResCAM, or with --method gradcam Grad-CAM: the same at the ResNets' last stage; at an earlier one HiResCAM keeps each
 place's own gradients where Grad-CAM averages them, which can move the map off what raised the score
 (`inference/gradcam.py`). MAP.mp4 shows the frames the model sees (resized and center-cropped, `num_frames` per
 clip) at the rate it samples them, one colour scale for the whole video (so the map video is held in memory until it

@@ -90,10 +90,17 @@ def _cells(module: nn.Module, found: list[nn.Module]) -> list[int]:
     return cells
 
 
+def _network(classifier: Classifier) -> nn.Module:
+    """The classifier's module; ExplainError for an exported model, which has no gradients."""
+    if not isinstance(classifier.module, nn.Module):
+        raise ExplainError("an exported ONNX model has no gradients to explain; give the training checkpoint")
+    return classifier.module
+
+
 def choose_stage(classifier: Classifier, number: int | None = None) -> Stage:
     """Stage `number` (1: the first) when given, else the last stage at least MIN_CELLS cells on each side (the
     first stage if none is). ExplainError for a number the network does not have."""
-    found = stages(classifier.module.backbone)
+    found = stages(_network(classifier).backbone)
     if number is not None and not 1 <= number <= len(found):
         raise ExplainError(f"no stage {number}: the network has stages 1 to {len(found)}")
     cells = _cells(classifier.module, found)
@@ -116,9 +123,7 @@ def clip_cam(
     clip (C, T, H, W): a map (T, H, W) >= 0 on the CPU."""
     from captum.attr import LayerAttribution, LayerGradCam, LayerGradientXActivation  # the [explain] extra
 
-    module = classifier.module
-    if not isinstance(module, nn.Module):
-        raise ExplainError("an exported ONNX model has no gradients to explain; give the training checkpoint")
+    module = _network(classifier)
     if method not in METHODS:
         raise ExplainError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     stage = stage or choose_stage(classifier)

@@ -11,7 +11,7 @@ gradients there and summed over the channels:
 At the last stage of the ResNets, which a global average pool and a linear layer follow, the score's gradient is
 the same at every place, so the two are the same map (X3D's head convolves before it pools). At an earlier stage
 they differ, and averaging can move the map off what raised the score (docs/benchmarks.md, "HiResCAM and
-Grad-CAM on the self-made set": the demo's moving classes, on the shape with HiResCAM, beside it with Grad-CAM).
+Grad-CAM on the self-made set": some of the demo's classes, on the shape with HiResCAM, off it with Grad-CAM).
 
 The stage is, unless one is asked for, the last whose output is at least `MIN_CELLS` cells on each side: the
 last stage at the crops Kinetics models are trained on (7 x 7 at 224 px), an earlier one for small crops, whose

@@ -23,6 +23,11 @@ from video_processing.synthetic import make_dataset
 SMALL_DATA_KWARGS = dict(clip_duration=1.0, num_frames=4, crop_size=48, min_short_side=56, max_short_side=64)
 
 
+# The smallest clip (frames, crop) each entry takes: MViT's fixed 16 x 224; S3D's 224 px crop and the 16 frames its
+# final 2 x 7 x 7 pooling needs after a temporal stride of 8; SlowFast's 8 fast frames (2 slow); 2 x 32 elsewhere.
+SMALLEST_INPUT = {"mvit_v2_s": (16, 224), "s3d": (16, 224), "slowfast_r50": (8, 32)}
+
+
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> Path:
     """The small self-made dataset (6 classes, 4 train + 2 val videos each), made once per test session."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import SMALL_DATA_KWARGS, fit_one_step_and_save
+from conftest import SMALL_DATA_KWARGS, SMALLEST_INPUT, fit_one_step_and_save
 from matplotlib.patches import Rectangle
 from torch.utils.data import DataLoader
 
@@ -125,15 +125,12 @@ def test_a_stage_can_be_asked_for_by_number():
             choose_stage(classifier, number)
 
 
-SMALLEST_INPUT = {"mvit_v2_s": (16, 224), "s3d": (16, 224), "slowfast_r50": (8, 32)}
-
-
 def test_the_refusal_names_exactly_the_backbones_with_3d_stages():
     """SlowFast's stages hold two pathways; S3D and the transformers have none: each is refused, by a message
     naming the backbones that are explained."""
     explained, refusals = [], []
     for name in BACKBONES:
-        frames, crop = SMALLEST_INPUT.get(name, (4, 64))
+        frames, crop = SMALLEST_INPUT.get(name, (2, 32))
         network = build_backbone(name, 3, num_frames=frames, crop_size=crop)
         try:
             assert len(stages(network)) == 4

@@ -9,7 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
-from conftest import config_callbacks, random_batches
+from conftest import SMALLEST_INPUT, config_callbacks, random_batches
 from pytorch_lightning.callbacks import BaseFinetuning, Callback, ModelCheckpoint
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -109,11 +109,6 @@ def test_the_frozen_backbone_does_not_change_and_the_head_trains(name, num_frame
     caught = _fit(module, trainer)
     _assert_frozen_then_trained(recorder, module, unfreeze_at=1)
     assert not [message for message in caught if "already exist within another group" in message]
-
-
-# The smallest clip (frames, crop) each entry takes: MViT's fixed 16 x 224; S3D's 224 px crop and the 16 frames its
-# final 2 x 7 x 7 pooling needs after a temporal stride of 8; SlowFast's 8 fast frames (2 slow); 2 x 32 elsewhere.
-SMALLEST_INPUT = {"mvit_v2_s": (16, 224), "s3d": (16, 224), "slowfast_r50": (8, 32)}
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))
